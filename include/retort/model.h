@@ -1,0 +1,138 @@
+// The encoder family Retort trains and serves: BERT and DistilBERT as one set of libtorch modules.
+// Registered names are Hugging Face's BERT state-dict names ("bert.encoder.layer.0.attention.self.query"),
+// so a BERT checkpoint binds with no renaming; DistilBERT checkpoints go through the small name map in
+// src/model/names.cpp. A student is the same class with another ModelConfig.
+//
+// Dimensions: B batch, T sequence, H hidden, I intermediate, V vocabulary, N heads, D head size (H/N),
+// L layers, C classes.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
+
+#include "retort/config.h"
+
+namespace retort {
+
+// Which intermediate tensors a forward pass keeps. All off by default: inference pays nothing.
+struct ForwardOptions {
+  bool hidden_states = false;     // embedding output + every layer output
+  bool attentions = false;        // softmax probabilities per layer
+  bool attention_scores = false;  // pre-softmax scaled scores per layer, before the mask is added
+};
+
+struct EncoderOutput {
+  torch::Tensor last_hidden_state;           // (B, T, H)
+  std::vector<torch::Tensor> hidden_states;  // L+1 x (B, T, H); [0] = embeddings after LayerNorm
+  std::vector<torch::Tensor> attentions;     // L x (B, N, T, T)
+  std::vector<torch::Tensor> attention_scores;  // L x (B, N, T, T)
+  torch::Tensor pooled;                      // (B, H) tanh(dense(h[:, 0])); undefined without pooler
+};
+
+// Applies a Hugging Face activation by name (gelu = exact erf GELU, gelu_new = tanh approximation, ...).
+torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
+
+// (B, T) {0,1} mask -> (B, 1, 1, T) additive mask: 0 where attended, dtype's lowest value elsewhere.
+torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
+
+// (n_positions, H) fixed sinusoidal table as DistilBERT builds it.
+torch::Tensor sinusoidal_positions(int64_t n_positions, int64_t dim);
+
+struct EmbeddingsImpl : torch::nn::Module {
+  explicit EmbeddingsImpl(const ModelConfig& c);
+  // input_ids, token_type_ids: (B, T) int64; token_type_ids may be undefined (all zeros).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
+
+  torch::nn::Embedding word_embeddings{nullptr};        // (V, H)
+  torch::nn::Embedding position_embeddings{nullptr};    // (max_positions, H)
+  torch::nn::Embedding token_type_embeddings{nullptr};  // (type_vocab, H); null for DistilBERT
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(Embeddings);
+
+struct SelfAttentionImpl : torch::nn::Module {
+  explicit SelfAttentionImpl(const ModelConfig& c);
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};  // (H, H)
+  torch::nn::Dropout dropout{nullptr};
+  int64_t n_head, head_dim;
+};
+TORCH_MODULE(SelfAttention);
+
+// "attention.output" in HF: dense projection, dropout, residual, LayerNorm.
+struct SublayerOutputImpl : torch::nn::Module {
+  SublayerOutputImpl(int64_t in, int64_t out, double eps, double dropout);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(SublayerOutput);
+
+struct AttentionImpl : torch::nn::Module {
+  explicit AttentionImpl(const ModelConfig& c);
+  SelfAttention self{nullptr};
+  SublayerOutput output{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct IntermediateImpl : torch::nn::Module {
+  explicit IntermediateImpl(const ModelConfig& c);
+  torch::nn::Linear dense{nullptr};  // (I, H)
+  std::string act;
+};
+TORCH_MODULE(Intermediate);
+
+struct LayerOutput {
+  torch::Tensor hidden;  // (B, T, H)
+  torch::Tensor probs;   // (B, N, T, T) when asked for
+  torch::Tensor scores;  // (B, N, T, T) when asked for
+};
+
+// One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
+struct LayerImpl : torch::nn::Module {
+  explicit LayerImpl(const ModelConfig& c);
+  // x: (B, T, H); mask: (B, 1, 1, T) additive.
+  LayerOutput forward(const torch::Tensor& x, const torch::Tensor& mask, const ForwardOptions& opt);
+  Attention attention{nullptr};
+  Intermediate intermediate{nullptr};
+  SublayerOutput output{nullptr};
+};
+TORCH_MODULE(Layer);
+
+struct EncoderImpl : torch::nn::Module {
+  explicit EncoderImpl(const ModelConfig& c);
+  torch::nn::ModuleList layer{nullptr};
+  std::vector<Layer> layers;  // typed views of `layer`
+};
+TORCH_MODULE(Encoder);
+
+struct PoolerImpl : torch::nn::Module {
+  explicit PoolerImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& hidden);  // (B, T, H) -> (B, H)
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(Pooler);
+
+// HF BertModel: embeddings, encoder, optional pooler.
+struct BertModelImpl : torch::nn::Module {
+  BertModelImpl(const ModelConfig& c, bool add_pooler);
+  // input_ids, attention_mask, token_type_ids: (B, T) int64; the last two may be undefined.
+  EncoderOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& token_type_ids, const ForwardOptions& opt = {});
+  ModelConfig config;
+  Embeddings embeddings{nullptr};
+  Encoder encoder{nullptr};
+  Pooler pooler{nullptr};
+};
+TORCH_MODULE(BertModel);
+
+}  // namespace retort

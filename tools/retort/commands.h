@@ -1,0 +1,29 @@
+// The CLI's subcommands. Each file adds one subcommand to the app and runs it through the library;
+// the CLI itself only parses options, prints, and turns retort::Error into exit codes.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace retort::cli {
+
+// Options every subcommand shares (given before or after the subcommand name).
+struct GlobalOptions {
+  int threads = 0;              // 0 = one per core
+  std::string device = "cpu";
+  bool strict = false;
+};
+
+// A subcommand registers itself and returns the function that runs it after parsing.
+using Runner = std::function<void()>;
+
+void add_tokenize(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_inspect(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_fill_mask(CLI::App& app, GlobalOptions& g, Runner& run);
+
+// Applies --threads (and prints nothing); call at the start of every runner.
+void apply_globals(const GlobalOptions& g);
+
+}  // namespace retort::cli

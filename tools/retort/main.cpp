@@ -1,0 +1,51 @@
+// retort: the command-line front end. Parses with CLI11, dispatches to one subcommand, and turns a
+// retort::Error into one line on stderr and exit code 1 (2 for usage errors, as CLI11 does).
+#include <iostream>
+#include <vector>
+
+#include "commands.h"
+#include "retort/error.h"
+#include "retort/runtime.h"
+
+namespace retort::cli {
+
+void apply_globals(const GlobalOptions& g) { set_threads(g.threads); }
+
+}  // namespace retort::cli
+
+int main(int argc, char** argv) {
+  using namespace retort::cli;
+  CLI::App app{"Retort: distil BERT-like models into smaller, faster students, in C++."};
+  app.set_version_flag("--version", std::string("retort ") + RETORT_VERSION + " (" + RETORT_GIT_COMMIT + ")");
+  app.require_subcommand(1);
+  GlobalOptions g;
+  app.add_option("--threads", g.threads, "Intra-op threads (default: one per core)")->capture_default_str();
+  app.add_option("--device", g.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_flag("--strict", g.strict, "Unexpected tensors in a checkpoint are an error, not a warning");
+  app.fallthrough();
+
+  Runner run;
+  add_tokenize(app, g, run);
+  add_inspect(app, g, run);
+  add_fill_mask(app, g, run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    apply_globals(g);
+    run();
+  } catch (const retort::Error& e) {
+    std::cerr << "retort: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    // libtorch's messages carry a backtrace after the first line; the first line is the message.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    std::cerr << "retort: error: " << what << "\n";
+    return 1;
+  }
+  return 0;
+}
