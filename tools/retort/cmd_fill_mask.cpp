@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "retort/checkpoint.h"
+#include "retort/error.h"
 #include "retort/fill_mask.h"
 #include "retort/runtime.h"
 #include "retort/tokenizer.h"
@@ -54,7 +55,7 @@ void add_fill_mask(CLI::App& app, GlobalOptions& g, Runner& run) {
       for (size_t m = 0; m < preds.size(); ++m) {
         std::cout << "[MASK] #" << m + 1 << " (position " << preds[m].position << ")\n";
         for (const auto& [token, prob] : preds[m].candidates) {
-          std::cout << "  " << std::left << std::setw(20) << token << std::fixed << std::setprecision(4) << prob << "\n";
+          std::cout << "  " << std::left << std::setw(20) << token << std::fixed << std::setprecision(6) << prob << "\n";
         }
       }
     };
