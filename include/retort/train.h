@@ -1,0 +1,115 @@
+// The training loop's machinery, shared by pretrain, distill and fine-tuning: AdamW with the Hugging
+// Face distillation example's settings, linear warm-up then linear decay, gradient accumulation,
+// clipping, NaN/inf detection naming the loss term, a JSON-lines metrics log, a progress line,
+// Ctrl-C handling, and checkpoints (model + optimizer + schedule + RNG + caller state) that resume
+// exactly. What a step computes is the caller's business: it hands the Trainer a loss.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/optim/adamw.h>
+
+#include "retort/heads.h"
+
+namespace retort {
+
+// Optimisation and loop settings, spelled as in the Hugging Face distillation example's train.py.
+struct TrainConfig {
+  double learning_rate = 5e-4;
+  double adam_epsilon = 1e-6;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.98;
+  double weight_decay = 0.0;        // not applied to biases and LayerNorm weights
+  double warmup_prop = 0.05;        // fraction of the optimizer steps spent warming up
+  double max_grad_norm = 5.0;       // <= 0: no clipping
+  int64_t gradient_accumulation_steps = 50;
+  int64_t batch_size = 5;           // sequences per micro-batch
+  int64_t n_epoch = 3;
+  int64_t max_steps = 0;            // optimizer steps; > 0 overrides n_epoch
+  int64_t log_interval = 500;       // optimizer steps between metrics lines
+  int64_t checkpoint_interval = 4000;  // optimizer steps between checkpoints (0: only at the end)
+  uint64_t seed = 56;
+  bool bf16 = false;                // bf16 autocast for the student's forward/backward
+  std::string device = "cpu";
+
+  static TrainConfig from_json(const nlohmann::json& j);  // unknown keys ignored (they belong to others)
+  nlohmann::json to_json() const;
+};
+
+// Linear warm-up from 0 to the peak over `warmup` steps, then linear decay to 0 at `total` steps
+// (transformers' get_linear_schedule_with_warmup).
+double linear_warmup_lr(double peak, int64_t step, int64_t warmup, int64_t total);
+
+// Set by SIGINT/SIGTERM once install_interrupt_handler() ran; the loop saves a checkpoint and stops.
+// (The one piece of global state besides the thread count: a signal handler can reach nothing else.)
+void install_interrupt_handler();
+bool interrupt_requested();
+void clear_interrupt();
+
+struct StepMetrics {
+  int64_t step = 0;                       // optimizer steps done
+  double loss = 0;                        // mean over the accumulated micro-batches
+  std::map<std::string, double> terms;    // each loss term, same averaging
+  double lr = 0, grad_norm = 0, tokens_per_s = 0;
+};
+
+class Trainer {
+ public:
+  // total_steps: optimizer steps for the schedule. run_dir: metrics.jsonl and checkpoints go there.
+  Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir);
+
+  // Adds one micro-batch: backward of loss / accumulation steps; every gradient_accumulation_steps
+  // micro-batches clips, steps the optimizer and the schedule, and logs. `terms` are the loss terms
+  // (already weighted or not: logged as given) and are checked for NaN/inf, as is `loss`.
+  // Returns true when an optimizer step happened.
+  bool accumulate(const torch::Tensor& loss, const std::map<std::string, torch::Tensor>& terms, int64_t tokens);
+
+  int64_t step() const { return step_; }
+  int64_t total_steps() const { return total_steps_; }
+  bool done() const { return step_ >= total_steps_; }
+  bool checkpoint_due() const;  // true right after a step that hits checkpoint_interval
+  const StepMetrics& last() const { return last_; }
+  Model& model() { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+
+  // Writes run_dir/checkpoint-<step>/ (model HF directory, optimizer.pt, trainer_state.json with
+  // `caller_state` inside) atomically (written under a temporary name, then renamed), and points
+  // run_dir/checkpoint-last at it. Only between optimizer steps (no half-accumulated gradients).
+  std::string save_checkpoint(const nlohmann::json& caller_state) const;
+  // Restores optimizer, step, RNG from a checkpoint directory written by save_checkpoint; the model
+  // weights must already be loaded from it (load_model). Returns the caller state.
+  nlohmann::json restore(const std::string& checkpoint_dir);
+
+ private:
+  void log_step();
+
+  Model model_;
+  TrainConfig config_;
+  int64_t total_steps_;
+  int64_t warmup_steps_;
+  std::string run_dir_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t step_ = 0;
+  int64_t micro_ = 0;  // micro-batches accumulated toward the next step
+  std::map<std::string, double> term_sums_;
+  double loss_sum_ = 0;
+  int64_t tokens_ = 0;
+  std::chrono::steady_clock::time_point window_start_, started_;
+  int64_t start_step_ = 0;  // step at construction or restore, for the ETA
+  StepMetrics last_;
+  std::unique_ptr<std::ofstream> metrics_;
+  bool tty_ = false;
+};
+
+// Latest checkpoint in a run directory ("" when none).
+std::string latest_checkpoint(const std::string& run_dir);
+
+}  // namespace retort
