@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include <ATen/core/Generator.h>
+
 #include "retort/model.h"
 
 namespace retort {
@@ -73,7 +75,8 @@ TORCH_MODULE(Model);
 
 // Hugging Face's initialisation: normal(0, initializer_range) for linear and embedding weights, zero
 // biases (and the padding row), LayerNorm weight 1 and bias 0. Sinusoidal positions are kept.
-void init_weights(ModelImpl& model);
+// `generator` (seeded by the caller) makes the draw reproducible; none: libtorch's default generator.
+void init_weights(ModelImpl& model, c10::optional<at::Generator> generator = c10::nullopt);
 
 }  // namespace retort
 

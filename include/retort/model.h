@@ -43,6 +43,10 @@ torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
 // (B, T) {0,1} mask -> (B, 1, 1, T) additive mask: 0 where attended, dtype's lowest value elsewhere.
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 
+// LayerNorm that first casts its input to the weights' dtype: libtorch 1.13's CPU autocast leaves
+// layer_norm alone, and a bf16 input with fp32 weights fails. A no-op when the dtypes agree.
+torch::Tensor layer_norm(torch::nn::LayerNorm& ln, const torch::Tensor& x);
+
 // (n_positions, H) fixed sinusoidal table as DistilBERT builds it.
 torch::Tensor sinusoidal_positions(int64_t n_positions, int64_t dim);
 

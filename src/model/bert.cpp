@@ -54,6 +54,11 @@ torch::Tensor sinusoidal_positions(int64_t n_positions, int64_t dim) {
   return out;
 }
 
+torch::Tensor layer_norm(torch::nn::LayerNorm& ln, const torch::Tensor& x) {
+  const auto dtype = ln->weight.scalar_type();
+  return ln(x.scalar_type() == dtype ? x : x.to(dtype));
+}
+
 // --- embeddings ------------------------------------------------------------------------------------
 
 EmbeddingsImpl::EmbeddingsImpl(const ModelConfig& c) {
@@ -87,7 +92,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torc
     x = token_type_ids.defined() ? x + token_type_embeddings(token_type_ids)
                                  : x + token_type_embeddings->weight[0];
   }
-  return dropout(LayerNorm(x));
+  return dropout(layer_norm(LayerNorm, x));
 }
 
 // --- attention -------------------------------------------------------------------------------------
@@ -107,7 +112,7 @@ SublayerOutputImpl::SublayerOutputImpl(int64_t in, int64_t out, double eps, doub
 }
 
 torch::Tensor SublayerOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return LayerNorm(dropout(dense(x)) + residual);
+  return layer_norm(LayerNorm, dropout(dense(x)) + residual);
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c) {

@@ -100,7 +100,7 @@ torch::Tensor ModelImpl::decoder_weight() {
 torch::Tensor ModelImpl::mlm_logits(const torch::Tensor& hidden) {
   check(static_cast<bool>(cls), "this model has no masked-LM head");
   auto& t = cls->predictions->transform;
-  auto x = t->LayerNorm(apply_activation(t->act, t->dense(hidden)));       // (..., H)
+  auto x = layer_norm(t->LayerNorm, apply_activation(t->act, t->dense(hidden)));       // (..., H)
   return torch::nn::functional::linear(x, decoder_weight(), cls->predictions->bias);  // (..., V)
 }
 
@@ -131,16 +131,16 @@ ModelOutput ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tens
   return out;
 }
 
-void init_weights(ModelImpl& model) {
+void init_weights(ModelImpl& model, c10::optional<at::Generator> generator) {
   torch::NoGradGuard no_grad;
   const double std = model.config.initializer_range;
   for (auto& m : model.modules(/*include_self=*/false)) {
     if (auto* lin = m->as<torch::nn::Linear>()) {
-      lin->weight.normal_(0.0, std);
+      lin->weight.normal_(0.0, std, generator);
       if (lin->bias.defined()) lin->bias.zero_();
     } else if (auto* emb = m->as<torch::nn::Embedding>()) {
       if (!emb->weight.requires_grad()) continue;  // fixed sinusoidal positions
-      emb->weight.normal_(0.0, std);
+      emb->weight.normal_(0.0, std, generator);
       if (emb->options.padding_idx()) emb->weight[*emb->options.padding_idx()].zero_();
     } else if (auto* ln = m->as<torch::nn::LayerNorm>()) {
       ln->weight.fill_(1.0);

@@ -22,6 +22,11 @@ using Runner = std::function<void()>;
 void add_tokenize(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_inspect(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_fill_mask(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_prepare_corpus(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_pretrain(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_distill(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_eval_mlm(CLI::App& app, GlobalOptions& g, Runner& run);
 
 // Applies --threads (and prints nothing); call at the start of every runner.
 void apply_globals(const GlobalOptions& g);

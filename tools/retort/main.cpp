@@ -28,6 +28,11 @@ int main(int argc, char** argv) {
   add_tokenize(app, g, run);
   add_inspect(app, g, run);
   add_fill_mask(app, g, run);
+  add_init_student(app, g, run);
+  add_prepare_corpus(app, g, run);
+  add_pretrain(app, g, run);
+  add_distill(app, g, run);
+  add_eval_mlm(app, g, run);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,331 @@
+// The distillation loop (and masked-LM pre-training, the same loop without a teacher): batches from a
+// prepared corpus, dynamic masking, the DistilBERT triple loss, the Trainer for optimisation and
+// checkpoints. Vocabulary logits are computed only at the rows a loss reads: the masked positions when
+// only L_mlm (or restrict_ce_to_mask) needs them, the non-padding positions otherwise.
+//
+// Dimensions: B batch, T sequence, H hidden, V vocabulary, N selected rows.
+#include <ATen/autocast_mode.h>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include "retort/checkpoint.h"
+#include "retort/corpus.h"
+#include "retort/distiller.h"
+#include "retort/error.h"
+#include "retort/fs.h"
+#include "retort/runtime.h"
+#include "retort/tokenizer.h"
+
+namespace retort {
+namespace {
+
+namespace fs = std::filesystem;
+
+template <typename T>
+void get_if(const nlohmann::json& j, const char* key, T& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    out = it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail("distillation config: field '", key, "' has the wrong type (", it->type_name(), ")");
+  }
+}
+
+// bf16 autocast for the student's forward pass, on the device's autocast key (CPU or CUDA).
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, const c10::Device& device) : enabled_(enabled), cuda_(device.is_cuda()) {
+    if (!enabled_) return;
+    if (cuda_) {
+      prev_ = at::autocast::is_enabled();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      prev_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+  }
+  ~AutocastGuard() {
+    if (!enabled_) return;
+    if (cuda_) at::autocast::set_enabled(prev_);
+    else at::autocast::set_cpu_enabled(prev_);
+    at::autocast::clear_cache();
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool enabled_, cuda_, prev_ = false;
+};
+
+struct BatchTensors {
+  torch::Tensor ids;        // (B, T) int64, after masking
+  torch::Tensor attention;  // (B, T) int64 {0, 1}
+  torch::Tensor labels;     // (B, T) int64, -100 where nothing is predicted
+  torch::Tensor predicted;  // (B, T) bool
+  int64_t tokens = 0;       // real (non-padding) tokens
+};
+
+BatchTensors to_tensors(const MaskedBatch& mb, const c10::Device& device) {
+  const auto B = static_cast<int64_t>(mb.rows), T = static_cast<int64_t>(mb.cols);
+  auto i32 = [&](const std::vector<int32_t>& v) {
+    return torch::from_blob(const_cast<int32_t*>(v.data()), {B, T}, torch::kInt).to(device, torch::kLong);
+  };
+  auto u8 = [&](const std::vector<uint8_t>& v) {
+    return torch::from_blob(const_cast<uint8_t*>(v.data()), {B, T}, torch::kUInt8).to(device, torch::kLong);
+  };
+  BatchTensors t;
+  t.ids = i32(mb.input_ids);
+  t.labels = i32(mb.labels);
+  t.attention = u8(mb.attention_mask);
+  t.predicted = u8(mb.pred_mask).to(torch::kBool);
+  for (auto a : mb.attention_mask) t.tokens += a;
+  return t;
+}
+
+// The Tokenizer the student directory holds (the corpus must use the same vocabulary).
+Tokenizer student_tokenizer(const std::string& dir) {
+  try {
+    return Tokenizer::load(dir);
+  } catch (const Error& e) {
+    fail(dir, ": the student directory needs its tokenizer files (vocab.txt or tokenizer.json): ", e.what());
+  }
+}
+
+}  // namespace
+
+DistillConfig DistillConfig::from_json(const nlohmann::json& j) {
+  check(j.is_object(), "distillation config: expected a JSON object");
+  DistillConfig c;
+  c.train = TrainConfig::from_json(j);
+  get_if(j, "mlm_mask_prop", c.masking.mlm_mask_prop);
+  get_if(j, "word_mask", c.masking.word_mask);
+  get_if(j, "word_keep", c.masking.word_keep);
+  get_if(j, "word_rand", c.masking.word_rand);
+  get_if(j, "mlm_smoothing", c.masking.mlm_smoothing);
+  get_if(j, "mlm", c.masking.mlm);
+  get_if(j, "whole_word_mask", c.masking.whole_word_mask);
+  get_if(j, "temperature", c.loss.temperature);
+  get_if(j, "alpha_ce", c.loss.alpha_ce);
+  get_if(j, "alpha_mlm", c.loss.alpha_mlm);
+  get_if(j, "alpha_cos", c.loss.alpha_cos);
+  get_if(j, "alpha_mse", c.loss.alpha_mse);
+  get_if(j, "alpha_clm", c.loss.alpha_clm);
+  get_if(j, "restrict_ce_to_mask", c.loss.restrict_ce_to_mask);
+  get_if(j, "group_by_size", c.group_by_size);
+  get_if(j, "max_tokens", c.max_tokens);
+  get_if(j, "teacher_bf16", c.teacher_bf16);
+  c.masking.validate();
+  c.loss.validate();
+  check(c.masking.mlm, "distillation config: mlm must be true (causal LM does not apply to BERT students)");
+  return c;
+}
+
+nlohmann::json DistillConfig::to_json() const {
+  nlohmann::json j = train.to_json();
+  j["mlm_mask_prop"] = masking.mlm_mask_prop;
+  j["word_mask"] = masking.word_mask;
+  j["word_keep"] = masking.word_keep;
+  j["word_rand"] = masking.word_rand;
+  j["mlm_smoothing"] = masking.mlm_smoothing;
+  j["mlm"] = masking.mlm;
+  j["whole_word_mask"] = masking.whole_word_mask;
+  j["temperature"] = loss.temperature;
+  j["alpha_ce"] = loss.alpha_ce;
+  j["alpha_mlm"] = loss.alpha_mlm;
+  j["alpha_cos"] = loss.alpha_cos;
+  j["alpha_mse"] = loss.alpha_mse;
+  j["alpha_clm"] = loss.alpha_clm;
+  j["restrict_ce_to_mask"] = loss.restrict_ce_to_mask;
+  j["group_by_size"] = group_by_size;
+  j["max_tokens"] = max_tokens;
+  j["teacher_bf16"] = teacher_bf16;
+  return j;
+}
+
+DistillResult run_distillation(const DistillJob& job) {
+  const DistillConfig& cfg = job.config;
+  const bool distill = !job.teacher_dir.empty();
+  DistillLossWeights w = cfg.loss;
+  if (!distill) {  // pre-training: the MLM term alone, unweighted, so the logged loss is the cross-entropy
+    w.alpha_ce = w.alpha_cos = w.alpha_mse = 0;
+    w.alpha_mlm = 1;
+  }
+  check(w.alpha_mlm + w.alpha_ce + w.alpha_cos + w.alpha_mse > 0, "every loss weight is 0: nothing to train");
+  const c10::Device device = parse_device(cfg.train.device);
+
+  const Tokenizer tok = student_tokenizer(job.student_dir);
+  CorpusReader reader(job.corpus_dir);
+  reader.check_tokenizer(tok);
+
+  BatchSamplerOptions so;
+  so.batch_size = static_cast<size_t>(cfg.train.batch_size);
+  so.max_tokens = cfg.max_tokens;
+  so.seed = cfg.train.seed;
+  if (!cfg.group_by_size) so.bucket_width = reader.info().max_seq_len + 1;  // one bucket: no grouping
+  BatchSampler sampler(reader, so);
+  const auto per_epoch = static_cast<int64_t>(sampler.batches_in_epoch(0));
+  const int64_t total_steps =
+      cfg.train.max_steps > 0 ? cfg.train.max_steps
+                              : (cfg.train.n_epoch * per_epoch) / cfg.train.gradient_accumulation_steps;
+
+  fs::create_directories(job.run_dir);
+  std::string resume_from;
+  if (job.resume) {
+    resume_from = latest_checkpoint(job.run_dir);
+    check(!resume_from.empty(), job.run_dir, ": --resume given but the run has no checkpoint");
+  }
+  nlohmann::json resolved = cfg.to_json();
+  resolved["corpus"] = job.corpus_dir;
+  resolved["student"] = job.student_dir;
+  resolved["teacher"] = job.teacher_dir;
+  resolved["total_steps"] = total_steps;
+  write_file_atomic(join_path(job.run_dir, "config.json"), resolved.dump(2) + "\n");
+
+  LoadOptions lo;
+  lo.head_from_config = false;
+  lo.head = HeadKind::MaskedLM;
+  LoadReport report;
+  Model student = load_model(resume_from.empty() ? job.student_dir : resume_from, lo, &report);
+  check(report.initialised.empty() || resume_from.empty(), "checkpoint lacks ", report.initialised.front());
+  student->to(device);
+  student->train();
+  check(student->config.vocab_size >= static_cast<int64_t>(tok.vocab_size()), job.student_dir,
+        ": the model's vocabulary (", student->config.vocab_size, ") is smaller than the tokenizer's (",
+        tok.vocab_size(), ")");
+
+  Model teacher{nullptr};
+  if (distill) {
+    LoadReport tr;
+    teacher = load_model(job.teacher_dir, lo, &tr);
+    check(tr.initialised.empty(), job.teacher_dir, ": the teacher has no masked-LM head weights (",
+          tr.initialised.empty() ? "" : tr.initialised.front(), " missing)");
+    check(teacher->config.vocab_size == student->config.vocab_size, "teacher and student vocabularies differ (",
+          teacher->config.vocab_size, " vs ", student->config.vocab_size, ")");
+    check(w.alpha_cos == 0 || teacher->config.hidden_size == student->config.hidden_size,
+          "alpha_cos needs equal hidden sizes (teacher ", teacher->config.hidden_size, ", student ",
+          student->config.hidden_size, "); set alpha_cos to 0");
+    teacher->to(device, cfg.teacher_bf16 ? torch::kBFloat16 : torch::kFloat);
+    teacher->eval();
+    for (auto& p : teacher->parameters()) p.set_requires_grad(false);
+  }
+
+  Masker masker(tok, reader.token_counts(), cfg.masking, cfg.train.seed);
+  Trainer trainer(student, cfg.train, total_steps, job.run_dir);
+  if (!resume_from.empty()) {
+    const auto caller = trainer.restore(resume_from);
+    sampler.seek({caller.at("epoch").get<uint64_t>(), caller.at("batch").get<uint64_t>()});
+    masker.set_state(caller.at("masker").get<std::string>());
+    std::cerr << "resumed from " << resume_from << " at step " << trainer.step() << "\n";
+  } else {
+    torch::manual_seed(cfg.train.seed);  // dropout
+  }
+  auto caller_state = [&] {
+    const auto p = sampler.position();
+    return nlohmann::json{{"epoch", p.epoch}, {"batch", p.batch}, {"masker", masker.state()}};
+  };
+
+  // Rows whose vocabulary logits a loss reads.
+  const bool logits_on_masked_only = w.alpha_ce == 0 && w.alpha_mse == 0 ? true : w.restrict_ce_to_mask;
+  install_interrupt_handler();
+  DistillResult result;
+  std::string last_saved;  // the checkpoint written at the current step, if any
+  while (!trainer.done()) {
+    const auto batch = make_padded_batch(reader, sampler.next(), tok.pad_id());
+    const BatchTensors bt = to_tensors(masker.mask(batch), device);
+    const auto rows = logits_on_masked_only ? bt.predicted : bt.attention.to(torch::kBool);  // (B, T)
+
+    torch::Tensor t_hidden, t_logits;  // (B, T, H), (N, V)
+    if (distill && (w.alpha_ce > 0 || w.alpha_mse > 0 || w.alpha_cos > 0)) {
+      torch::NoGradGuard no_grad;
+      auto t_out = teacher->bert->forward(bt.ids, bt.attention, {});
+      t_hidden = t_out.last_hidden_state.to(torch::kFloat);
+      if (w.alpha_ce > 0 || w.alpha_mse > 0) t_logits = teacher->mlm_logits(t_out.last_hidden_state.index({rows}));
+    }
+    std::map<std::string, torch::Tensor> terms;
+    torch::Tensor total;
+    {
+      AutocastGuard autocast(cfg.train.bf16, device);
+      auto s_hidden = student->bert->forward(bt.ids, bt.attention, {}).last_hidden_state;  // (B, T, H)
+      auto s_logits = student->mlm_logits(s_hidden.index({rows}));                        // (N, V)
+      auto add = [&](const char* name, double alpha, const torch::Tensor& term) {
+        terms[name] = term.detach();
+        total = total.defined() ? total + alpha * term : alpha * term;
+      };
+      if (w.alpha_mlm > 0) add("loss_mlm", w.alpha_mlm, mlm_loss(s_logits, bt.labels.index({rows})));
+      if (w.alpha_ce > 0) add("loss_ce", w.alpha_ce, soft_target_loss(s_logits, t_logits, w.temperature));
+      if (w.alpha_mse > 0) add("loss_mse", w.alpha_mse, mse_logits_loss(s_logits, t_logits));
+      if (w.alpha_cos > 0) add("loss_cos", w.alpha_cos, cosine_hidden_loss(s_hidden.to(torch::kFloat), t_hidden, bt.attention));
+    }
+    if (!trainer.accumulate(total, terms, bt.tokens)) continue;
+    if (trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
+    const bool stop_here = job.stop_at_step > 0 && trainer.step() >= job.stop_at_step && !trainer.done();
+    if (interrupt_requested() || stop_here) {
+      if (!trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
+      std::cerr << "\nstopped at step " << trainer.step() << ": checkpoint saved in " << last_saved
+                << " (continue with --resume)\n";
+      result.interrupted = true;
+      break;
+    }
+  }
+  clear_interrupt();
+  if (!result.interrupted) {
+    if (!trainer.checkpoint_due()) trainer.save_checkpoint(caller_state());
+    result.final_dir = join_path(job.run_dir, "final");
+    save_model(*student, result.final_dir);
+    tok.save(result.final_dir);
+  }
+  result.steps = trainer.step();
+  result.last = trainer.last();
+  return result;
+}
+
+MlmEvaluation evaluate_mlm(const std::string& model_dir, const std::string& corpus_dir, uint64_t seed,
+                           size_t batch_size, size_t max_sequences, const std::string& device_name) {
+  const c10::Device device = parse_device(device_name);
+  LoadOptions lo;
+  lo.head_from_config = false;
+  lo.head = HeadKind::MaskedLM;
+  lo.device = device;
+  LoadReport report;
+  Model model = load_model(model_dir, lo, &report);
+  check(report.initialised.empty(), model_dir, ": no masked-LM head weights to evaluate");
+  model->eval();
+  const Tokenizer tok = student_tokenizer(model_dir);
+  CorpusReader reader(corpus_dir);
+  reader.check_tokenizer(tok);
+  MaskingOptions mo;  // the standard 15% / 80-10-10, no smoothing: every model sees the same masks
+  mo.mlm_smoothing = 0;
+  Masker masker(tok, reader.token_counts(), mo, seed);
+  const size_t n = max_sequences > 0 ? std::min(max_sequences, reader.size()) : reader.size();
+  torch::InferenceMode guard;
+  double loss_sum = 0;
+  int64_t correct = 0, predicted = 0;
+  for (size_t start = 0; start < n; start += batch_size) {
+    std::vector<uint64_t> idx;
+    for (size_t i = start; i < std::min(n, start + batch_size); ++i) idx.push_back(i);
+    const BatchTensors bt = to_tensors(masker.mask(make_padded_batch(reader, idx, tok.pad_id())), device);
+    auto hidden = model->bert->forward(bt.ids, bt.attention, {}).last_hidden_state;  // (B, T, H)
+    auto logits = model->mlm_logits(hidden.index({bt.predicted})).to(torch::kFloat);  // (N, V)
+    auto labels = bt.labels.index({bt.predicted});                                     // (N)
+    loss_sum += torch::nn::functional::cross_entropy(logits, labels,
+                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    correct += (logits.argmax(-1) == labels).sum().item<int64_t>();
+    predicted += labels.size(0);
+  }
+  check(predicted > 0, corpus_dir, ": no tokens to evaluate");
+  MlmEvaluation e;
+  e.predicted = predicted;
+  e.loss = loss_sum / static_cast<double>(predicted);
+  e.accuracy = static_cast<double>(correct) / static_cast<double>(predicted);
+  e.perplexity = std::exp(e.loss);
+  return e;
+}
+
+}  // namespace retort
