@@ -15,3 +15,17 @@ inline std::string shared_dir() {
 inline std::string shared_path(const std::string& rel) { return shared_dir() + "/" + rel; }
 
 }  // namespace retort::test
+
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace retort::test {
+
+// A temporary path private to this test process: CTest runs tests in parallel processes, so fixed
+// names under /tmp would collide. Nothing is created.
+inline std::filesystem::path temp_path(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("retort_" + std::to_string(::getpid()) + "_" + name);
+}
+
+}  // namespace retort::test

@@ -15,6 +15,7 @@
 #include "retort/corpus.h"
 #include "retort/distiller.h"
 #include "retort/error.h"
+#include "retort/json_field.h"
 #include "retort/fs.h"
 #include "retort/runtime.h"
 #include "retort/tokenizer.h"
@@ -26,13 +27,7 @@ namespace fs = std::filesystem;
 
 template <typename T>
 void get_if(const nlohmann::json& j, const char* key, T& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("distillation config: field '", key, "' has the wrong type (", it->type_name(), ")");
-  }
+  read_field(j, key, out, "distillation config");
 }
 
 // bf16 autocast for the student's forward pass, on the device's autocast key (CPU or CUDA).

@@ -1,5 +1,10 @@
 // Threads, devices and dtypes for the CLI's --threads / --device / --dtype options.
+#include <climits>
 #include <thread>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <torch/torch.h>
 
@@ -11,6 +16,13 @@ namespace retort {
 int hardware_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
+}
+
+void keep_freed_memory() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_MAX, 0);                   // large blocks from the heap, not fresh mappings
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);      // and kept: never trimmed back to the kernel
+#endif
 }
 
 int set_threads(int n) {

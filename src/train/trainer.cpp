@@ -13,6 +13,7 @@
 
 #include "retort/checkpoint.h"
 #include "retort/error.h"
+#include "retort/json_field.h"
 #include "retort/fs.h"
 #include "retort/train.h"
 
@@ -27,13 +28,7 @@ extern "C" void on_interrupt(int) { g_interrupt.store(1); }
 
 template <typename T>
 void get_if(const nlohmann::json& j, const char* key, T& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("training config: field '", key, "' has the wrong type (", it->type_name(), ")");
-  }
+  read_field(j, key, out, "training config");
 }
 
 std::string format_duration(double seconds) {

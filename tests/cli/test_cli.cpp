@@ -26,9 +26,9 @@ struct Result {
 // Runs the built retort binary through the shell; stdin from `input` when given.
 Result run_cli(const std::string& args, const std::string& input = "") {
   namespace fs = std::filesystem;
-  const fs::path tmp = fs::temp_directory_path();
-  const std::string err_file = (tmp / "retort_cli_stderr.txt").string();
-  const std::string in_file = (tmp / "retort_cli_stdin.txt").string();
+  
+  const std::string err_file = test::temp_path("cli_stderr.txt").string();
+  const std::string in_file = test::temp_path("cli_stdin.txt").string();
   write_file_atomic(in_file, input);
   const std::string cmd = std::string(RETORT_CLI_PATH) + " " + args + " < " + in_file + " 2> " + err_file;
   Result r;
@@ -139,7 +139,7 @@ TEST(Cli, FillMaskBadInput) {
 
 TEST(Cli, CorruptCheckpointIsOneLine) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / "retort_cli_corrupt";
+  const fs::path dir = test::temp_path("retort_cli_corrupt");
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::copy_file(test::shared_path("golden/bert-tiny-random/config.json"), dir / "config.json");

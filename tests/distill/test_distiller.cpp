@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kRoot = fs::temp_directory_path() / "retort_distiller";
+const fs::path kRoot = test::temp_path("retort_distiller");
 
 // A corpus of the first lines of WikiText-2 (valid) and a tiny randomly initialised MLM model.
 class Distiller : public ::testing::Test {

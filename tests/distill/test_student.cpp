@@ -32,7 +32,7 @@ Model golden_teacher() {
 }
 
 std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("retort_student_" + name);
+  const fs::path dir = test::temp_path("retort_student_" + name);
   fs::remove_all(dir);
   return dir.string();
 }

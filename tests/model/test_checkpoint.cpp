@@ -34,7 +34,7 @@ ModelConfig tiny_config(ModelType type) {
 }
 
 std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("retort_ckpt_" + name);
+  const fs::path dir = test::temp_path("retort_ckpt_" + name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -93,13 +93,19 @@ TEST_P(RoundTrip, SavedDirectoryLoadsToTheSameOutputs) {
   auto o1 = model->forward(b.ids, b.mask, b.types);
   auto o2 = back->forward(b.ids, b.mask, b.types);
   EXPECT_TRUE(torch::equal(o1.encoder.last_hidden_state, o2.encoder.last_hidden_state));
-  if (o1.logits.defined()) EXPECT_TRUE(torch::equal(o1.logits, o2.logits));
+  if (o1.logits.defined()) {
+    EXPECT_TRUE(torch::equal(o1.logits, o2.logits));
+  }
   if (o1.start_logits.defined()) {
     EXPECT_TRUE(torch::equal(o1.start_logits, o2.start_logits));
     EXPECT_EQ(o1.start_logits.sizes(), (std::vector<int64_t>{3, 9}));
   }
-  if (head == HeadKind::SequenceClassification) EXPECT_EQ(o1.logits.sizes(), (std::vector<int64_t>{3, 3}));
-  if (head == HeadKind::MaskedLM) EXPECT_EQ(o1.logits.sizes(), (std::vector<int64_t>{3, 9, 50}));
+  if (head == HeadKind::SequenceClassification) {
+    EXPECT_EQ(o1.logits.sizes(), (std::vector<int64_t>{3, 3}));
+  }
+  if (head == HeadKind::MaskedLM) {
+    EXPECT_EQ(o1.logits.sizes(), (std::vector<int64_t>{3, 9, 50}));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

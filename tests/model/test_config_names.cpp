@@ -69,7 +69,7 @@ TEST(ModelConfig, KeepsUnknownFieldsAndLabels) {
   auto c = ModelConfig::from_json(j);
   ASSERT_EQ(c.num_labels(), 2);
   EXPECT_EQ(c.id2label[1], "pos");
-  const std::string dir = (std::filesystem::temp_directory_path() / "retort_cfg_roundtrip").string();
+  const std::string dir = (test::temp_path("retort_cfg_roundtrip")).string();
   std::filesystem::create_directories(dir);
   c.save(dir);
   auto back = ModelConfig::load(dir);
@@ -86,7 +86,7 @@ TEST(ModelConfig, BadConfigsGiveClearErrors) {
   EXPECT_NE(error_of([] { ModelConfig::from_json({{"model_type", "bert"}, {"hidden_act", "swoosh"}}); }).find("unsupported activation 'swoosh'"), std::string::npos);
   EXPECT_NE(error_of([] { ModelConfig::from_json({{"model_type", "bert"}, {"hidden_size", "big"}}); }).find("field 'hidden_size' has the wrong type"), std::string::npos);
   EXPECT_NE(error_of([] { ModelConfig::from_json({{"model_type", "bert"}, {"position_embedding_type", "relative_key"}}); }).find("relative_key"), std::string::npos);
-  const std::string bad = (std::filesystem::temp_directory_path() / "retort_bad_config.json").string();
+  const std::string bad = (test::temp_path("retort_bad_config.json")).string();
   write_file_atomic(bad, "{\"model_type\": \"bert\",");
   EXPECT_NE(error_of([&] { ModelConfig::load(bad); }).find(bad + ": invalid JSON"), std::string::npos);
   EXPECT_NE(error_of([] { ModelConfig::load("/nonexistent/config.json"); }).find("/nonexistent/config.json: cannot open"), std::string::npos);

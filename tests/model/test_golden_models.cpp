@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include <torch/torch.h>
 
@@ -34,7 +35,7 @@ double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
 // test proves each format loads on its own.
 std::string model_dir_with(const std::string& model, const std::string& weights) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("retort_golden_" + model + "_" + weights);
+  const fs::path dir = test::temp_path("retort_golden_" + model + "_" + weights);
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::create_symlink(golden(model, "config.json"), dir / "config.json");
@@ -66,15 +67,21 @@ TEST_P(GoldenModel, ReproducesTransformersOutputs) {
 
   auto hidden = load_npy(golden(p.model, "hidden_states.npy"));  // (L+1, B, T, H)
   auto attn = load_npy(golden(p.model, "attentions.npy"));       // (L, B, N, T, T)
-  EXPECT_LT(max_abs(out.encoder.last_hidden_state, load_npy(golden(p.model, "last_hidden_state.npy"))), 1e-5);
-  EXPECT_LT(max_abs(torch::stack(out.encoder.hidden_states), hidden), 1e-5);
-  EXPECT_LT(max_abs(torch::stack(out.encoder.attentions), attn), 1e-5);
-
   const int64_t V = out.logits.size(-1);
   auto first = out.logits.index({Slice(0, 3), Slice(), Slice(0, 50)});
   auto last = out.logits.index({Slice(0, 3), Slice(), Slice(V - 50, V)});
-  EXPECT_LT(max_abs(first, load_npy(golden(p.model, "mlm_logits_first50.npy"))), 1e-5);
-  EXPECT_LT(max_abs(last, load_npy(golden(p.model, "mlm_logits_last50.npy"))), 1e-5);
+  const double d_last = max_abs(out.encoder.last_hidden_state, load_npy(golden(p.model, "last_hidden_state.npy")));
+  const double d_hidden = max_abs(torch::stack(out.encoder.hidden_states), hidden);
+  const double d_attn = max_abs(torch::stack(out.encoder.attentions), attn);
+  const double d_logits = std::max(max_abs(first, load_npy(golden(p.model, "mlm_logits_first50.npy"))),
+                                   max_abs(last, load_npy(golden(p.model, "mlm_logits_last50.npy"))));
+  EXPECT_LT(d_last, 1e-5);
+  EXPECT_LT(d_hidden, 1e-5);
+  EXPECT_LT(d_attn, 1e-5);
+  EXPECT_LT(d_logits, 1e-5);
+  // The measured parity, for the record (the assertions above are the gate).
+  std::cout << "[ parity ] " << p.model << " " << p.weights << ": max |diff| hidden_states " << d_hidden
+            << ", attentions " << d_attn << ", mlm logits " << d_logits << "\n";
 
   // Argmax over the full vocabulary, skipping near-ties (top-2 gap below 1e-4).
   auto argmax = load_npy(golden(p.model, "mlm_argmax.npy"));  // (B, T)

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include "test_paths.h"
 #include "retort/checkpoint.h"
 #include "retort/error.h"
 #include "retort/train.h"
@@ -37,7 +38,7 @@ Model tiny_model(uint64_t seed) {
 }
 
 std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("retort_train_" + name);
+  const fs::path dir = test::temp_path("retort_train_" + name);
   fs::remove_all(dir);
   return dir.string();
 }

@@ -9,7 +9,10 @@
 
 namespace retort::cli {
 
-void apply_globals(const GlobalOptions& g) { set_threads(g.threads); }
+void apply_globals(const GlobalOptions& g) {
+  set_threads(g.threads);
+  keep_freed_memory();
+}
 
 }  // namespace retort::cli
 
