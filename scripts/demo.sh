@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="${SHARED:-$here/../shared}"
 out="${OUT:-$here/runs/demo}"
-steps="${STEPS:-300}"
+steps="${STEPS:-100}"
 bash "$here/scripts/setup.sh"
 retort="$here/build/retort"
 vocab="$shared/vocab/bert-base-uncased"
@@ -22,7 +22,7 @@ echo "== corpus"
   --tokenizer "$vocab" --out "$out/heldout" --max-seq-len 128
 
 common=(--corpus "$out/corpus" --batch-size 32 --gradient-accumulation-steps 1 --log-interval 25
-        --checkpoint-interval 100 --bf16)
+        --checkpoint-interval 100)
 echo "== pre-train the teacher (4 layers, hidden 128)"
 "$retort" pretrain "${common[@]}" --tokenizer "$vocab" --out "$out/teacher" \
   --layers 4 --hidden 128 --heads 2 --intermediate 512 --max-positions 128 \
@@ -33,7 +33,7 @@ echo "== student: every other teacher layer"
 
 echo "== distil (T 2, alpha_ce 5, alpha_mlm 2, alpha_cos 1) and MLM alone for the same steps"
 "$retort" distill "${common[@]}" --teacher "$out/teacher/final" --student "$out/student-init" \
-  --out "$out/distilled" --max-steps "$steps" --teacher-bf16
+  --out "$out/distilled" --max-steps "$steps"
 "$retort" distill "${common[@]}" --teacher "$out/teacher/final" --student "$out/student-init" \
   --out "$out/mlm-only" --max-steps "$steps" --alpha-ce 0 --alpha-cos 0 --alpha-mlm 1
 
