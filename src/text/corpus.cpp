@@ -19,6 +19,7 @@
 
 #include "retort/corpus.h"
 #include "retort/error.h"
+#include "retort/version.h"
 #include "retort/fs.h"
 #include "retort/tokenizer.h"
 #include "text/corpus_format.h"
@@ -371,7 +372,7 @@ CorpusSummary prepare_corpus(const std::vector<std::string>& input_files, const 
       {"n_lines", s.n_lines},
       {"n_documents", s.n_documents},
       {"n_bytes", s.n_bytes},
-      {"created_by", std::string("retort ") + RETORT_VERSION + " (" + RETORT_GIT_COMMIT + ")"},
+      {"created_by", version_string()},
   };
   write_file_atomic(join_path(out_dir, text::kCorpusJson), j.dump(2) + "\n");
   if (options.progress) options.progress(bytes_total, bytes_total);

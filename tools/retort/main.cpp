@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "retort/error.h"
 #include "retort/runtime.h"
+#include "retort/version.h"
 
 namespace retort::cli {
 
@@ -19,7 +20,7 @@ void apply_globals(const GlobalOptions& g) {
 int main(int argc, char** argv) {
   using namespace retort::cli;
   CLI::App app{"Retort: distil BERT-like models into smaller, faster students, in C++."};
-  app.set_version_flag("--version", std::string("retort ") + RETORT_VERSION + " (" + RETORT_GIT_COMMIT + ")");
+  app.set_version_flag("--version", retort::version_string());
   app.require_subcommand(1);
   GlobalOptions g;
   app.add_option("--threads", g.threads, "Intra-op threads (default: one per core)")->capture_default_str();
