@@ -19,7 +19,7 @@ namespace {
 
 // Flags shared by pretrain and distill; each one given overrides the config file.
 struct TrainFlags {
-  std::string config_file, corpus, out, device_unused;
+  std::string config_file, corpus, out;
   std::map<std::string, double> numbers;
   std::map<std::string, int64_t> integers;
   bool bf16 = false, teacher_bf16 = false, resume = false;
