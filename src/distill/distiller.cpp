@@ -4,7 +4,6 @@
 // only L_mlm (or restrict_ce_to_mask) needs them, the non-padding positions otherwise.
 //
 // Dimensions: B batch, T sequence, H hidden, V vocabulary, N selected rows.
-#include <ATen/autocast_mode.h>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +12,7 @@
 
 #include "retort/checkpoint.h"
 #include "retort/corpus.h"
+#include "retort/distill_step.h"
 #include "retort/distiller.h"
 #include "retort/error.h"
 #include "retort/json_field.h"
@@ -28,59 +28,6 @@ namespace fs = std::filesystem;
 template <typename T>
 void get_if(const nlohmann::json& j, const char* key, T& out) {
   read_field(j, key, out, "distillation config");
-}
-
-// bf16 autocast for the student's forward pass, on the device's autocast key (CPU or CUDA).
-class AutocastGuard {
- public:
-  AutocastGuard(bool enabled, const c10::Device& device) : enabled_(enabled), cuda_(device.is_cuda()) {
-    if (!enabled_) return;
-    if (cuda_) {
-      prev_ = at::autocast::is_enabled();
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      prev_ = at::autocast::is_cpu_enabled();
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-  }
-  ~AutocastGuard() {
-    if (!enabled_) return;
-    if (cuda_) at::autocast::set_enabled(prev_);
-    else at::autocast::set_cpu_enabled(prev_);
-    at::autocast::clear_cache();
-  }
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  bool enabled_, cuda_, prev_ = false;
-};
-
-struct BatchTensors {
-  torch::Tensor ids;        // (B, T) int64, after masking
-  torch::Tensor attention;  // (B, T) int64 {0, 1}
-  torch::Tensor labels;     // (B, T) int64, -100 where nothing is predicted
-  torch::Tensor predicted;  // (B, T) bool
-  int64_t tokens = 0;       // real (non-padding) tokens
-};
-
-BatchTensors to_tensors(const MaskedBatch& mb, const c10::Device& device) {
-  const auto B = static_cast<int64_t>(mb.rows), T = static_cast<int64_t>(mb.cols);
-  auto i32 = [&](const std::vector<int32_t>& v) {
-    return torch::from_blob(const_cast<int32_t*>(v.data()), {B, T}, torch::kInt).to(device, torch::kLong);
-  };
-  auto u8 = [&](const std::vector<uint8_t>& v) {
-    return torch::from_blob(const_cast<uint8_t*>(v.data()), {B, T}, torch::kUInt8).to(device, torch::kLong);
-  };
-  BatchTensors t;
-  t.ids = i32(mb.input_ids);
-  t.labels = i32(mb.labels);
-  t.attention = u8(mb.attention_mask);
-  t.predicted = u8(mb.pred_mask).to(torch::kBool);
-  for (auto a : mb.attention_mask) t.tokens += a;
-  return t;
 }
 
 // The Tokenizer the student directory holds (the corpus must use the same vocabulary).
@@ -225,39 +172,14 @@ DistillResult run_distillation(const DistillJob& job) {
     return nlohmann::json{{"epoch", p.epoch}, {"batch", p.batch}, {"masker", masker.state()}};
   };
 
-  // Rows whose vocabulary logits a loss reads.
-  const bool logits_on_masked_only = w.alpha_ce == 0 && w.alpha_mse == 0 ? true : w.restrict_ce_to_mask;
   install_interrupt_handler();
   DistillResult result;
   std::string last_saved;  // the checkpoint written at the current step, if any
   while (!trainer.done()) {
     const auto batch = make_padded_batch(reader, sampler.next(), tok.pad_id());
-    const BatchTensors bt = to_tensors(masker.mask(batch), device);
-    const auto rows = logits_on_masked_only ? bt.predicted : bt.attention.to(torch::kBool);  // (B, T)
-
-    torch::Tensor t_hidden, t_logits;  // (B, T, H), (N, V)
-    if (distill && (w.alpha_ce > 0 || w.alpha_mse > 0 || w.alpha_cos > 0)) {
-      torch::NoGradGuard no_grad;
-      auto t_out = teacher->bert->forward(bt.ids, bt.attention, {});
-      t_hidden = t_out.last_hidden_state.to(torch::kFloat);
-      if (w.alpha_ce > 0 || w.alpha_mse > 0) t_logits = teacher->mlm_logits(t_out.last_hidden_state.index({rows}));
-    }
-    std::map<std::string, torch::Tensor> terms;
-    torch::Tensor total;
-    {
-      AutocastGuard autocast(cfg.train.bf16, device);
-      auto s_hidden = student->bert->forward(bt.ids, bt.attention, {}).last_hidden_state;  // (B, T, H)
-      auto s_logits = student->mlm_logits(s_hidden.index({rows}));                        // (N, V)
-      auto add = [&](const char* name, double alpha, const torch::Tensor& term) {
-        terms[name] = term.detach();
-        total = total.defined() ? total + alpha * term : alpha * term;
-      };
-      if (w.alpha_mlm > 0) add("loss_mlm", w.alpha_mlm, mlm_loss(s_logits, bt.labels.index({rows})));
-      if (w.alpha_ce > 0) add("loss_ce", w.alpha_ce, soft_target_loss(s_logits, t_logits, w.temperature));
-      if (w.alpha_mse > 0) add("loss_mse", w.alpha_mse, mse_logits_loss(s_logits, t_logits));
-      if (w.alpha_cos > 0) add("loss_cos", w.alpha_cos, cosine_hidden_loss(s_hidden.to(torch::kFloat), t_hidden, bt.attention));
-    }
-    if (!trainer.accumulate(total, terms, bt.tokens)) continue;
+    const StepBatch bt = to_step_batch(masker.mask(batch), device);
+    StepLoss loss = distillation_step_loss(*student, distill ? teacher.get() : nullptr, bt, w, cfg.train.bf16);
+    if (!trainer.accumulate(loss.total, loss.terms, bt.tokens)) continue;
     if (trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
     const bool stop_here = job.stop_at_step > 0 && trainer.step() >= job.stop_at_step && !trainer.done();
     if (interrupt_requested() || stop_here) {
@@ -304,7 +226,7 @@ MlmEvaluation evaluate_mlm(const std::string& model_dir, const std::string& corp
   for (size_t start = 0; start < n; start += batch_size) {
     std::vector<uint64_t> idx;
     for (size_t i = start; i < std::min(n, start + batch_size); ++i) idx.push_back(i);
-    const BatchTensors bt = to_tensors(masker.mask(make_padded_batch(reader, idx, tok.pad_id())), device);
+    const StepBatch bt = to_step_batch(masker.mask(make_padded_batch(reader, idx, tok.pad_id())), device);
     auto hidden = model->bert->forward(bt.ids, bt.attention, {}).last_hidden_state;  // (B, T, H)
     auto logits = model->mlm_logits(hidden.index({bt.predicted})).to(torch::kFloat);  // (N, V)
     auto labels = bt.labels.index({bt.predicted});                                     // (N)

@@ -1,6 +1,11 @@
-// Threads, devices and dtypes for the CLI's --threads / --device / --dtype options.
+// Threads, the start-up environment (OpenMP wait policy, OpenBLAS core type), devices and dtypes.
+#include <algorithm>
+#include <cctype>
 #include <climits>
+#include <cstdlib>
 #include <thread>
+
+#include <unistd.h>
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -23,6 +28,38 @@ void keep_freed_memory() {
   mallopt(M_MMAP_MAX, 0);                   // large blocks from the heap, not fresh mappings
   mallopt(M_TRIM_THRESHOLD, INT_MAX);      // and kept: never trimmed back to the kernel
 #endif
+}
+
+std::vector<EnvSetting> recommended_environment() {
+  std::vector<EnvSetting> out;
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  if (env("OMP_WAIT_POLICY").empty()) out.push_back({"OMP_WAIT_POLICY", "passive"});
+  std::string core = env("RETORT_BLAS_CORETYPE");
+  if (core.empty()) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    std::string current = env("OPENBLAS_CORETYPE");
+    std::transform(current.begin(), current.end(), current.begin(), [](unsigned char c) { return std::tolower(c); });
+    const bool avx512_core = current == "skylakex" || current == "cooperlake" || current == "sapphirerapids";
+    if (avx512 && !avx512_core) core = "SkylakeX";
+#endif
+  }
+  if (!core.empty() && core != "keep" && env("OPENBLAS_CORETYPE") != core) out.push_back({"OPENBLAS_CORETYPE", core});
+  return out;
+}
+
+void reexec_with_recommended_environment(int argc, char** argv) {
+  (void)argc;
+  if (std::getenv("RETORT_ENV_APPLIED") || std::getenv("RETORT_NO_REEXEC")) return;
+  const auto settings = recommended_environment();
+  if (settings.empty()) return;
+  for (const auto& s : settings) ::setenv(s.name.c_str(), s.value.c_str(), 1);
+  ::setenv("RETORT_ENV_APPLIED", "1", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with the environment as it was
 }
 
 int set_threads(int n) {

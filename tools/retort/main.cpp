@@ -19,6 +19,7 @@ void apply_globals(const GlobalOptions& g) {
 
 int main(int argc, char** argv) {
   using namespace retort::cli;
+  retort::reexec_with_recommended_environment(argc, argv);  // OpenMP / OpenBLAS settings need a fresh start
   CLI::App app{"Retort: distil BERT-like models into smaller, faster students, in C++."};
   app.set_version_flag("--version", retort::version_string());
   app.require_subcommand(1);
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   add_pretrain(app, g, run);
   add_distill(app, g, run);
   add_eval_mlm(app, g, run);
+  add_bench_train(app, g, run);
 
   try {
     app.parse(argc, argv);
