@@ -165,6 +165,49 @@ TEST(SoftTargetLoss, MatchesKlDivergenceComputedByHand) {
   EXPECT_NEAR(soft_target_loss(s, s, 2.0, mask).item<double>(), 0.0, 1e-12);
 }
 
+// fp32 and bf16 logits go through the fused CPU kernel; fp64 through the operator-by-operator path the
+// finite-difference test checks. Both must agree, gradient included, with padding lanes (V not a multiple
+// of 16), wide logit ranges (exp underflow) and several temperatures.
+TEST(SoftTargetLoss, FusedKernelMatchesTheReferencePath) {
+  torch::manual_seed(3);
+  for (int64_t v : {1, 17, 1037}) {
+    for (double spread : {1.0, 30.0}) {
+      for (double temp : {1.0, 2.0, 4.0}) {
+        auto s64 = (torch::randn({9, v}, torch::kDouble) * spread).set_requires_grad(true);  // (N, V)
+        auto t64 = torch::randn({9, v}, torch::kDouble) * spread;                            // (N, V)
+        auto ref = soft_target_loss(s64, t64, temp);
+        ref.backward();
+        auto s32 = s64.detach().to(torch::kFloat).set_requires_grad(true);
+        auto got = soft_target_loss(s32, t64.to(torch::kFloat), temp);
+        (got * 3.0).backward();  // the upstream gradient is applied
+        const std::string at = "v " + std::to_string(v) + " spread " + std::to_string(spread) + " T " + std::to_string(temp);
+        EXPECT_EQ(got.scalar_type(), torch::kFloat) << at;
+        EXPECT_NEAR(got.item<double>(), ref.item<double>(), 2e-5 * std::max(1.0, ref.item<double>())) << at;
+        EXPECT_LT((s32.grad().to(torch::kDouble) - 3.0 * s64.grad()).abs().max().item<double>(), 1e-6) << at;
+      }
+    }
+  }
+}
+
+TEST(SoftTargetLoss, FusedKernelTakesBf16LogitsAndGivesABf16Gradient) {
+  torch::manual_seed(4);
+  auto s = (torch::randn({5, 301}) * 4).to(torch::kBFloat16).set_requires_grad(true);  // (N, V)
+  auto t = (torch::randn({5, 301}) * 4).to(torch::kBFloat16);                          // (N, V)
+  auto s64 = s.detach().to(torch::kDouble).set_requires_grad(true);  // the same (rounded) values in fp64
+  auto ref = soft_target_loss(s64, t.to(torch::kDouble), 2.0);
+  ref.backward();
+  auto got = soft_target_loss(s, t, 2.0);
+  got.backward();
+  EXPECT_NEAR(got.item<double>(), ref.item<double>(), 1e-5 * std::max(1.0, ref.item<double>()));
+  ASSERT_EQ(s.grad().scalar_type(), torch::kBFloat16);
+  // bf16 keeps 8 bits of mantissa: the gradient within 2^-8 of its magnitude.
+  const auto g = s64.grad();
+  EXPECT_LT((s.grad().to(torch::kDouble) - g).abs().max().item<double>(), g.abs().max().item<double>() / 256);
+  // Mixed: a bf16 teacher with an fp32 student.
+  auto s32 = s.detach().to(torch::kFloat).set_requires_grad(true);
+  EXPECT_NEAR(soft_target_loss(s32, t, 2.0).item<double>(), ref.item<double>(), 1e-5 * std::max(1.0, ref.item<double>()));
+}
+
 TEST(SoftTargetLoss, PaddedRowsChangeNothing) {
   auto s = wave(V, 0.0, 3.0), t = wave(V, 0.5, 2.0);  // (B, T, V)
   const double before = soft_target_loss(s, t, 2.0, pad_mask()).item<double>();
