@@ -97,6 +97,7 @@ double distillation_step_gflop(const BenchTrainOptions& o) {
 std::vector<BenchTrainRow> bench_train(const BenchTrainOptions& o, const MatmulPeak& peak) {
   check(o.batch > 0 && o.seq > 1 && o.steps > 0 && o.warmup >= 0, "bench-train: batch, seq and steps must be positive");
   check(o.student_layers > 0 && o.teacher_layers > 0, "bench-train: layer counts must be positive");
+  check(o.vocab >= 2, "bench-train: the vocabulary needs at least 2 tokens");
   o.loss.validate();
   const c10::Device device = parse_device(o.device);
   std::vector<BenchTrainRow> rows;
@@ -122,8 +123,8 @@ std::vector<BenchTrainRow> bench_train(const BenchTrainOptions& o, const MatmulP
 
     std::vector<double> step, fwd, bwd, opt, teach;
     for (int64_t i = 0; i < o.warmup + o.steps; ++i) {
-      StepBatch bt;  // synthetic: ids above the special tokens, 15% predicted
-      bt.ids = torch::randint(1000, o.vocab, {o.batch, o.seq}, torch::TensorOptions().dtype(torch::kLong)).to(device);
+      StepBatch bt;  // synthetic: ids above BERT's special tokens (in a real-size vocabulary), 15% predicted
+      bt.ids = torch::randint(o.vocab > 2000 ? 1000 : 1, o.vocab, {o.batch, o.seq}, torch::TensorOptions().dtype(torch::kLong)).to(device);
       bt.attention = torch::ones({o.batch, o.seq}, torch::kLong).to(device);
       bt.predicted = (torch::rand({o.batch, o.seq}) < 0.15).to(device);
       bt.labels = torch::where(bt.predicted, bt.ids, torch::full_like(bt.ids, -100));

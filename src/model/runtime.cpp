@@ -59,7 +59,11 @@ void reexec_with_recommended_environment(int argc, char** argv) {
   if (settings.empty()) return;
   for (const auto& s : settings) ::setenv(s.name.c_str(), s.value.c_str(), 1);
   ::setenv("RETORT_ENV_APPLIED", "1", 1);
-  ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with the environment as it was
+  // The real path, so the process keeps its name (ps shows "exe" for /proc/self/exe).
+  std::string self(4096, '\0');
+  const ssize_t len = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
+  self.resize(len > 0 ? static_cast<size_t>(len) : 0);
+  ::execv(self.empty() ? "/proc/self/exe" : self.c_str(), argv);  // returns only on failure: carry on as is
 }
 
 int set_threads(int n) {
