@@ -44,6 +44,9 @@ struct TrainConfig {
   nlohmann::json to_json() const;
 };
 
+// AdamW with the config's learning rate, betas, epsilon and weight decay.
+torch::optim::AdamWOptions adamw_options(const TrainConfig& config);
+
 // Linear warm-up from 0 to the peak over `warmup` steps, then linear decay to 0 at `total` steps
 // (transformers' get_linear_schedule_with_warmup).
 double linear_warmup_lr(double peak, int64_t step, int64_t warmup, int64_t total);

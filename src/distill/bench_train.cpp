@@ -114,12 +114,8 @@ std::vector<BenchTrainRow> bench_train(const BenchTrainOptions& o, const MatmulP
     for (auto& p : teacher->parameters()) p.set_requires_grad(false);
     student->to(device);
     student->train();
-    TrainConfig tc;  // the HF example's optimizer
-    auto opts = torch::optim::AdamWOptions(tc.learning_rate)
-                    .betas({tc.adam_beta1, tc.adam_beta2})
-                    .eps(tc.adam_epsilon)
-                    .weight_decay(tc.weight_decay);
-    torch::optim::AdamW optimizer(student->parameters(), opts);
+    const TrainConfig tc;  // the HF example's optimizer
+    torch::optim::AdamW optimizer(student->parameters(), adamw_options(tc));
 
     std::vector<double> step, fwd, bwd, opt, teach;
     for (int64_t i = 0; i < o.warmup + o.steps; ++i) {

@@ -91,6 +91,13 @@ void install_interrupt_handler() {
 bool interrupt_requested() { return g_interrupt.load() != 0; }
 void clear_interrupt() { g_interrupt.store(0); }
 
+torch::optim::AdamWOptions adamw_options(const TrainConfig& config) {
+  return torch::optim::AdamWOptions(config.learning_rate)
+      .betas({config.adam_beta1, config.adam_beta2})
+      .eps(config.adam_epsilon)
+      .weight_decay(config.weight_decay);
+}
+
 Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir)
     : model_(std::move(model)), config_(config), total_steps_(total_steps), run_dir_(std::move(run_dir)) {
   check(total_steps_ > 0, "nothing to train: 0 optimizer steps (corpus too small for the batch size?)");
@@ -103,10 +110,7 @@ Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, st
     const bool skip = n.find("bias") != std::string::npos || n.find("LayerNorm.weight") != std::string::npos;
     (skip ? no_decay : decay).push_back(item.value());
   }
-  auto opts = torch::optim::AdamWOptions(config_.learning_rate)
-                  .betas({config_.adam_beta1, config_.adam_beta2})
-                  .eps(config_.adam_epsilon)
-                  .weight_decay(config_.weight_decay);
+  const auto opts = adamw_options(config_);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
   auto nd = opts;
