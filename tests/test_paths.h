@@ -29,3 +29,21 @@ inline std::filesystem::path temp_path(const std::string& name) {
 }
 
 }  // namespace retort::test
+
+#include <functional>
+
+#include "retort/error.h"
+
+namespace retort::test {
+
+// The message of the retort::Error that f throws; "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace retort::test

@@ -27,6 +27,10 @@ struct LoadOptions {
   bool strict = false;           // unexpected tensors become an error instead of a warning
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType dtype = c10::kFloat;
+  // A new classification head: these label names (and problem type, e.g. "regression") replace the
+  // config's. Ignored when empty. A checkpoint head of another size is then a shape error.
+  std::vector<std::string> id2label;
+  std::string problem_type;
 };
 
 struct LoadReport {

@@ -87,6 +87,10 @@ Model load_model(const std::string& dir, const LoadOptions& opt, LoadReport* rep
   check(std::filesystem::is_directory(dir), dir, ": not a model directory");
   ModelConfig config = ModelConfig::load(dir);
   HeadKind head = opt.head_from_config ? head_from_architectures(config.architectures) : opt.head;
+  if (head == HeadKind::SequenceClassification && !opt.id2label.empty()) {
+    config.id2label = opt.id2label;
+    if (!opt.problem_type.empty()) config.problem_type = opt.problem_type;
+  }
   if (head == HeadKind::SequenceClassification && config.num_labels() == 0) {
     config.id2label = {"LABEL_0", "LABEL_1"};  // transformers' default num_labels
   }

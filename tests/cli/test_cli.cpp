@@ -13,47 +13,11 @@
 
 #include "retort/fs.h"
 #include "retort/npy.h"
+#include "cli/cli_test_util.h"
 #include "test_paths.h"
 
 namespace retort {
 namespace {
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs the built retort binary through the shell; stdin from `input` when given.
-Result run_cli(const std::string& args, const std::string& input = "") {
-  namespace fs = std::filesystem;
-  
-  const std::string err_file = test::temp_path("cli_stderr.txt").string();
-  const std::string in_file = test::temp_path("cli_stdin.txt").string();
-  write_file_atomic(in_file, input);
-  const std::string cmd = std::string(RETORT_CLI_PATH) + " " + args + " < " + in_file + " 2> " + err_file;
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_file(err_file);
-  return r;
-}
-
-std::string q(const std::string& s) { return "'" + s + "'"; }
-const std::string kVocab = test::shared_path("vocab/bert-base-uncased");
-
-void expect_one_line_error(const Result& r, const std::string& needle) {
-  EXPECT_NE(r.code, 0);
-  EXPECT_TRUE(r.out.empty()) << r.out;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_EQ(r.err.rfind("retort: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
 
 TEST(Cli, TokenizeTextAndPair) {
   auto r = run_cli("tokenize --tokenizer " + q(kVocab) + " 'Hello, world!'");

@@ -80,16 +80,6 @@ inline std::vector<GoldenRow> load_golden_rows() {
 
 inline std::string bert_vocab_dir() { return shared_path("vocab/bert-base-uncased"); }
 
-// The message of the retort::Error fn throws, or "<no error>".
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
 }  // namespace retort::test
 
 // Expects `stmt` to throw retort::Error whose message contains every one of the strings given.

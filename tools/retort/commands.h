@@ -28,6 +28,10 @@ void add_pretrain(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_distill(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_eval_mlm(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_bench_train(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_finetune(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_predict(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_glue(CLI::App& app, GlobalOptions& g, Runner& run);
 
 // Applies --threads (and prints nothing); call at the start of every runner.
 void apply_globals(const GlobalOptions& g);

@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
   add_distill(app, g, run);
   add_eval_mlm(app, g, run);
   add_bench_train(app, g, run);
+  add_finetune(app, g, run);
+  add_evaluate(app, g, run);
+  add_predict(app, g, run);
+  add_glue(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -46,7 +50,7 @@ int main(int argc, char** argv) {
   }
   // Commands that spend their time in matmuls restart once with the OpenMP / OpenBLAS settings (which
   // only apply at process start); the others are not worth the second start-up (~0.5 s of library loading).
-  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train"}) {
+  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue"}) {
     if (app.got_subcommand(heavy)) retort::reexec_with_recommended_environment(argc, argv);
   }
   try {

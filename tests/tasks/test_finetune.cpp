@@ -1,0 +1,226 @@
+// Fine-tuning end to end on tiny models and real GLUE rows: a classifier that must fit its training
+// rows, the saved best model reloading to the same predictions, task-specific distillation making a
+// student agree with its teacher, regression on STS-B rows, batching and truncation, and heads that
+// do not fit a task.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <torch/torch.h>
+
+#include "retort/checkpoint.h"
+#include "retort/error.h"
+#include "retort/finetune.h"
+#include "retort/fs.h"
+#include "test_paths.h"
+
+namespace retort {
+namespace {
+
+namespace fs = std::filesystem;
+using test::error_of;
+
+const fs::path kRoot = test::temp_path("finetune");
+
+// The first `n` data rows of a real GLUE file, header kept.
+void head_rows(const std::string& from, const fs::path& to, int n, bool header = true) {
+  std::ifstream in(from);
+  std::ofstream out(to);
+  std::string line;
+  for (int i = 0; i < n + (header ? 1 : 0) && std::getline(in, line); ++i) out << line << "\n";
+}
+
+void save_tiny(const fs::path& dir, int64_t layers, uint64_t seed, ModelType type = ModelType::Bert) {
+  const Tokenizer tok = Tokenizer::load(test::shared_path("vocab/bert-base-uncased"));
+  ModelConfig c;
+  c.model_type = type;
+  if (type == ModelType::DistilBert) {
+    c.type_vocab_size = 0;
+    c.sinusoidal_pos_embds = false;
+  }
+  c.vocab_size = static_cast<int64_t>(tok.vocab_size());
+  c.hidden_size = 32;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = 128;
+  torch::manual_seed(seed);
+  Model m(c, HeadKind::MaskedLM);
+  init_weights(*m);
+  save_model(*m, dir.string());
+  tok.save(dir.string());
+}
+
+class Finetune : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    fs::remove_all(kRoot);
+    for (const char* t : {"SST-2", "STS-B"}) fs::create_directories(kRoot / "glue" / t);
+    // Train and dev are the same 48 rows: a model that learns must fit them.
+    head_rows(test::shared_path("data/glue/SST-2/train.tsv"), kRoot / "glue/SST-2/train.tsv", 48);
+    head_rows(test::shared_path("data/glue/SST-2/train.tsv"), kRoot / "glue/SST-2/dev.tsv", 48);
+    head_rows(test::shared_path("data/glue/STS-B/train.tsv"), kRoot / "glue/STS-B/train.tsv", 16);
+    head_rows(test::shared_path("data/glue/STS-B/train.tsv"), kRoot / "glue/STS-B/dev.tsv", 16);
+    save_tiny(kRoot / "bert", 2, 3);
+    save_tiny(kRoot / "distil", 1, 4, ModelType::DistilBert);
+  }
+
+  static FinetuneConfig config(const std::string& task, const std::string& model, const std::string& out) {
+    FinetuneConfig c;
+    c.task = task;
+    c.model_dir = (kRoot / model).string();
+    c.data_dir = (kRoot / "glue").string();
+    c.out_dir = (kRoot / out).string();
+    c.train.batch_size = 16;
+    c.train.n_epoch = 12;
+    c.train.learning_rate = 3e-3;
+    c.train.log_interval = 100;
+    c.features.max_seq_length = 64;
+    fs::remove_all(c.out_dir);
+    return c;
+  }
+};
+
+TEST_F(Finetune, ClassifierFitsItsRowsAndTheBestModelReloads) {
+  const FinetuneConfig cfg = config("sst2", "bert", "sst2");
+  const FinetuneResult r = run_finetune(cfg);
+  ASSERT_EQ(r.epochs.size(), 12u);
+  const double first = r.epochs.front()["eval"]["dev"]["metrics"]["accuracy"];
+  EXPECT_GE(r.best_score, 0.9) << "48 rows, 36 steps: the model must fit them (first epoch " << first << ")";
+  EXPECT_GT(r.best_score, first);
+  EXPECT_GT(r.epochs.front()["train_loss"].get<double>(), r.epochs.back()["train_loss"].get<double>());
+  EXPECT_EQ(r.train_examples, 48);
+
+  // The saved model: a BertForSequenceClassification directory that gives the same predictions.
+  const ModelConfig saved = ModelConfig::load(r.best_dir);
+  EXPECT_EQ(saved.architectures.at(0), "BertForSequenceClassification");
+  EXPECT_EQ(saved.id2label, (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ(saved.extra.at("finetuning_task"), "sst2");
+  Model back = load_task_model(r.best_dir, task_spec("sst2"), torch::kCPU, 0);
+  const auto dev = read_task_split(task_spec("sst2"), cfg.data_dir, "dev");
+  EvalOptions eo;
+  eo.features.max_seq_length = 64;
+  const EvalResult e = evaluate_examples(*back, Tokenizer::load(r.best_dir), task_spec("sst2"), dev, eo);
+  EXPECT_DOUBLE_EQ(e.score, r.best_score);
+  EXPECT_EQ(e.predicted_labels, r.best_eval.at(0).predicted_labels);
+  for (const auto& p : e.probabilities) EXPECT_NEAR(p[0] + p[1], 1.0f, 1e-5);
+
+  // bf16 evaluation agrees with fp32 on nearly every row.
+  eo.bf16 = true;
+  const EvalResult b = evaluate_examples(*back, Tokenizer::load(r.best_dir), task_spec("sst2"), dev, eo);
+  EXPECT_NEAR(b.score, e.score, 0.05);
+
+  const auto json = nlohmann::json::parse(read_file(cfg.out_dir + "/eval_results.json"));
+  EXPECT_EQ(json["best_epoch"], r.best_epoch);
+  EXPECT_TRUE(fs::exists(cfg.out_dir + "/metrics.jsonl"));
+
+  // Task-specific distillation: a 1-layer DistilBERT student trained on the teacher's soft targets
+  // alone (alpha_task 0) must reproduce the teacher's predictions.
+  FinetuneConfig d = config("sst2", "distil", "sst2-distilled");
+  d.teacher_dir = r.best_dir;
+  d.alpha_task = 0.0;
+  d.alpha_ce = 1.0;
+  const FinetuneResult dr = run_finetune(d);
+  Model student = load_task_model(dr.best_dir, task_spec("sst2"), torch::kCPU, 0);
+  EXPECT_EQ(student->config.model_type, ModelType::DistilBert);
+  const EvalResult s = evaluate_examples(*student, Tokenizer::load(dr.best_dir), task_spec("sst2"), dev, eo);
+  size_t agree = 0;
+  for (size_t i = 0; i < dev.size(); ++i) agree += s.predicted_labels[i] == b.predicted_labels[i];
+  EXPECT_GE(static_cast<double>(agree) / dev.size(), 0.85) << "student/teacher agreement";
+  const auto log = read_file(d.out_dir + "/metrics.jsonl");
+  EXPECT_NE(log.find("loss_ce"), std::string::npos);
+}
+
+TEST_F(Finetune, RegressionOnStsbRows) {
+  FinetuneConfig cfg = config("stsb", "bert", "stsb");
+  cfg.train.n_epoch = 60;  // scores of sentence pairs are harder to memorise than sentiment words
+  cfg.train.batch_size = 8;
+  const FinetuneResult r = run_finetune(cfg);
+  EXPECT_GT(r.epochs.front()["train_loss"].get<double>(), 2 * r.epochs.back()["train_loss"].get<double>());
+  EXPECT_GT(r.best_score, 0.5) << "Pearson/Spearman on the rows it trained on";
+  const ModelConfig saved = ModelConfig::load(r.best_dir);
+  EXPECT_EQ(saved.num_labels(), 1);
+  EXPECT_EQ(saved.problem_type, "regression");
+  EXPECT_EQ(r.best_eval.at(0).predicted_scores.size(), 16u);
+  // A regression head cannot serve a classification task.
+  const std::string e = error_of([&] { load_task_model(r.best_dir, task_spec("sst2"), torch::kCPU, 0); });
+  EXPECT_NE(e.find("has 1 output, task sst2 needs 2"), std::string::npos) << e;
+}
+
+TEST_F(Finetune, HeadsThatDoNotFit) {
+  // A 3-label classifier for a 2-label task; a model fine-tuned for CoLA used for RTE (both 2 labels).
+  LoadOptions o;
+  o.head_from_config = false;
+  o.head = HeadKind::SequenceClassification;
+  o.id2label = {"a", "b", "c"};
+  Model three = load_model((kRoot / "bert").string(), o);
+  save_model(*three, (kRoot / "three").string());
+  std::string e = error_of([] { load_task_model((kRoot / "three").string(), task_spec("sst2"), torch::kCPU, 0); });
+  EXPECT_NE(e.find("the model's head has 3 outputs, task sst2 needs 2"), std::string::npos) << e;
+  o.id2label = {"0", "1"};
+  Model cola = load_model((kRoot / "bert").string(), o);
+  cola->config.extra["finetuning_task"] = "cola";
+  save_model(*cola, (kRoot / "cola").string());
+  e = error_of([] { load_task_model((kRoot / "cola").string(), task_spec("rte"), torch::kCPU, 0); });
+  EXPECT_NE(e.find("fine-tuned for cola, not rte"), std::string::npos) << e;
+  e = error_of([] {
+    FinetuneConfig f;
+    f.task = "sst5";
+    run_finetune(f);
+  });
+  EXPECT_NE(e.find("unknown task 'sst5'"), std::string::npos) << e;
+}
+
+TEST(TaskFeatures, BatchesCoverEveryRowOnceAndTruncationKeepsHeadAndTail) {
+  const Tokenizer tok = Tokenizer::load(test::shared_path("vocab/bert-base-uncased"));
+  std::vector<TaskExample> ex;
+  for (int i = 0; i < 37; ++i) {
+    TaskExample e;
+    e.text_a = std::string(static_cast<size_t>(i % 7 + 1) * 4, 'a') + " word " + std::to_string(i);
+    e.label = i % 2;
+    ex.push_back(e);
+  }
+  FeatureOptions fo;
+  const TaskFeatures f = make_features(tok, ex, fo);
+  const auto batches = length_grouped_batches(f, 8, true, 5);
+  std::multiset<size_t> seen;
+  for (const auto& b : batches) {
+    EXPECT_LE(b.size(), 8u);
+    seen.insert(b.begin(), b.end());
+  }
+  ASSERT_EQ(seen.size(), 37u);
+  for (size_t i = 0; i < 37; ++i) EXPECT_EQ(seen.count(i), 1u);
+  EXPECT_EQ(batches, length_grouped_batches(f, 8, true, 5)) << "seeded";
+  EXPECT_NE(batches, length_grouped_batches(f, 8, true, 6));
+  const TaskBatch b = make_task_batch(f, ex, batches[0], TaskKind::Classification, tok.pad_id(), true, torch::kCPU);
+  EXPECT_EQ(b.input_ids.size(0), static_cast<int64_t>(batches[0].size()));
+  EXPECT_EQ(b.attention_mask.sum().item<int64_t>(), b.tokens);
+  EXPECT_EQ(b.labels.dtype(), torch::kLong);
+
+  // head+tail: 1 + 4 head + 10 tail + 1 tokens of a 40-word text.
+  std::string longtext;
+  for (int i = 0; i < 40; ++i) longtext += "w" + std::to_string(i) + " ";
+  TaskExample l;
+  l.text_a = longtext;
+  fo.max_seq_length = 16;
+  fo.truncation = "head+tail";
+  fo.head_tokens = 4;
+  const auto full = tok.encode(longtext, [] {
+    EncodeOptions o;
+    o.add_special_tokens = false;
+    return o;
+  }()).ids;
+  const auto ht = make_features(tok, {l}, fo).ids[0];
+  ASSERT_EQ(ht.size(), 16u);
+  EXPECT_EQ(ht.front(), tok.cls_id());
+  EXPECT_EQ(ht.back(), tok.sep_id());
+  EXPECT_TRUE(std::equal(ht.begin() + 1, ht.begin() + 5, full.begin()));
+  EXPECT_TRUE(std::equal(ht.begin() + 5, ht.end() - 1, full.end() - 10));
+  fo.truncation = "middle";
+  EXPECT_THROW(make_features(tok, {l}, fo), Error);
+}
+
+}  // namespace
+}  // namespace retort
