@@ -76,6 +76,10 @@ SquadEval score_squad(const std::vector<SquadQuestion>& questions, const std::ma
 
 // Loads a QA model: a directory with a QA head as it is, else a new QA head initialised from seed.
 Model load_qa_model(const std::string& dir, const torch::Device& device, uint64_t seed);
+// The best answer per question id (inference mode, length-sorted batches); n_features: windows used.
+std::map<std::string, std::string> answer_squad(ModelImpl& model, const Tokenizer& tok,
+                                                const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
+                                                int64_t* n_features = nullptr);
 SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vector<SquadQuestion>& questions,
                          const SquadOptions& opt);
 

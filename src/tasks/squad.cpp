@@ -296,12 +296,10 @@ Model load_qa_model(const std::string& dir, const torch::Device& device, uint64_
   return model;
 }
 
-SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
-                         const SquadOptions& opt) {
-  check(model.head == HeadKind::QuestionAnswering, "evaluate_squad: the model has no question-answering head");
-  const auto t0 = Clock::now();
-  std::vector<SquadQuestion> questions(all.begin(), opt.max_questions > 0 && static_cast<size_t>(opt.max_questions) < all.size()
-                                                        ? all.begin() + opt.max_questions : all.end());
+std::map<std::string, std::string> answer_squad(ModelImpl& model, const Tokenizer& tok,
+                                                const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
+                                                int64_t* n_features) {
+  check(model.head == HeadKind::QuestionAnswering, "the model has no question-answering head");
   const auto features = make_squad_features(tok, questions, opt);
   const torch::Device device = parse_device(opt.device);
   const bool was_training = model.is_training();
@@ -321,8 +319,19 @@ SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vect
     }
   }
   if (was_training) model.train();
-  SquadEval r = score_squad(questions, decode_squad(questions, features, starts, ends, opt), opt.version_2);
-  r.features = static_cast<int64_t>(features.size());
+  if (n_features) *n_features = static_cast<int64_t>(features.size());
+  return decode_squad(questions, features, starts, ends, opt);
+}
+
+SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
+                         const SquadOptions& opt) {
+  const auto t0 = Clock::now();
+  std::vector<SquadQuestion> questions(all.begin(), opt.max_questions > 0 && static_cast<size_t>(opt.max_questions) < all.size()
+                                                        ? all.begin() + opt.max_questions : all.end());
+  int64_t n_features = 0;
+  const auto answers = answer_squad(model, tok, questions, opt, &n_features);
+  SquadEval r = score_squad(questions, answers, opt.version_2);
+  r.features = n_features;
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return r;
 }

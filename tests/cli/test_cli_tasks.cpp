@@ -110,6 +110,29 @@ TEST_F(CliTasks, GlueTableWithTaskDistillation) {
   EXPECT_EQ(again.err.find("glue: "), std::string::npos) << "nothing re-trained: " << again.err;
 }
 
+TEST_F(CliTasks, PredictAnswersQuestionsWithASpanOfTheContext) {
+  const Tokenizer tok = Tokenizer::load(kVocab);
+  ModelConfig c = ModelConfig::load((kRoot / "model").string());
+  torch::manual_seed(9);
+  Model qa(c, HeadKind::QuestionAnswering);
+  init_weights(*qa);
+  save_model(*qa, (kRoot / "qa").string());
+  tok.save((kRoot / "qa").string());
+  const std::string context = "The Broncos defeated the Panthers 24 to 10 at Levi's Stadium in Santa Clara.";
+  const std::string input = nlohmann::json{{"id", "q7"}, {"question", "Who won?"}, {"context", context}}.dump() + "\n";
+  auto r = run_cli("predict --task squad --model " + p("qa") + " --file -", input);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["id"], "q7");
+  const std::string answer = j["answer"];
+  EXPECT_FALSE(answer.empty());
+  EXPECT_NE(context.find(answer), std::string::npos) << "an answer is a span of the context: " << answer;
+  expect_one_line_error(run_cli("predict --task squad --model " + p("qa") + " --text 'not json'"),
+                        "input 1 is not a JSON object");
+  expect_one_line_error(run_cli("predict --task squad --model " + p("model") + " --text '{\"question\":\"q\",\"context\":\"c\"}'"),
+                        "not a fine-tuned question-answering model");
+}
+
 TEST_F(CliTasks, BadInput) {
   expect_one_line_error(run_cli("finetune --task sst5 --model " + p("model") + " --data " + p("glue") + " --out " + p("x")),
                         "unknown task 'sst5'");

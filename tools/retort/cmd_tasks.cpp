@@ -238,7 +238,8 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
   auto* cmd = app.add_subcommand("predict", "Labels (or scores) for new text with a fine-tuned model, as JSON lines");
   cmd->add_option("--model", a->model, "Fine-tuned HF model directory")->required();
   cmd->add_option("--task", a->task, "Task name (default: config.json's finetuning_task)");
-  cmd->add_option("--text", a->texts, "A text; for sentence-pair tasks 'first<TAB>second' (repeatable)");
+  cmd->add_option("--text", a->texts, "A text; for sentence-pair tasks 'first<TAB>second'; for SQuAD a JSON object "
+                                      "{\"question\": ..., \"context\": ...} (repeatable)");
   cmd->add_option("--file", a->file, "One example per line ('-': stdin); pairs separated by a tab");
   cmd->add_option("--batch-size", a->eo.batch_size, "Examples per batch")->capture_default_str();
   cmd->add_option("--max-seq-length", a->eo.features.max_seq_length, "Tokens per example")->capture_default_str();
@@ -246,7 +247,6 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->callback([&run, &g, a] {
     run = [&g, a] {
       const TaskSpec& spec = resolve_task(a->task, a->model);
-      check(spec.kind != TaskKind::SpanExtraction, "predict: question answering takes SQuAD JSON; use evaluate --predictions");
       a->eo.device = g.device;
       std::vector<std::string> lines = a->texts;
       if (!a->file.empty()) {
@@ -258,6 +258,38 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
         }
       }
       check(!lines.empty(), "predict: no input (give --text or --file)");
+      if (spec.kind == TaskKind::SpanExtraction) {
+        // Each input: {"question": ..., "context": ...} (an "id" is optional).
+        std::vector<SquadQuestion> qs;
+        for (size_t i = 0; i < lines.size(); ++i) {
+          nlohmann::json j;
+          try {
+            j = nlohmann::json::parse(lines[i]);
+          } catch (const nlohmann::json::exception&) {
+            fail("predict: input ", i + 1, " is not a JSON object with \"question\" and \"context\"");
+          }
+          check(j.is_object() && j.contains("question") && j.contains("context") && j["question"].is_string() &&
+                    j["context"].is_string(),
+                "predict: input ", i + 1, " needs string fields \"question\" and \"context\"");
+          SquadQuestion q;
+          q.id = j.value("id", std::to_string(i + 1));
+          q.question = j["question"];
+          q.context = j["context"];
+          qs.push_back(std::move(q));
+        }
+        require_task_head(a->model, HeadKind::QuestionAnswering);
+        Model model = load_qa_model(a->model, parse_device(g.device), 0);
+        SquadOptions so;
+        so.max_seq_length = a->eo.features.max_seq_length == 128 ? 384 : a->eo.features.max_seq_length;
+        so.batch_size = a->eo.batch_size;
+        so.bf16 = a->eo.bf16;
+        so.device = g.device;
+        const auto answers = answer_squad(*model, Tokenizer::load(a->model), qs, so);
+        for (const auto& q : qs) {
+          std::cout << nlohmann::json{{"id", q.id}, {"question", q.question}, {"answer", answers.at(q.id)}}.dump() << "\n";
+        }
+        return;
+      }
       std::vector<TaskExample> examples;
       for (size_t i = 0; i < lines.size(); ++i) {
         TaskExample e;
