@@ -14,6 +14,7 @@
 
 #include "retort/error.h"
 #include "retort/losses.h"
+#include "test_paths.h"
 
 namespace retort {
 namespace {
@@ -139,14 +140,7 @@ void expect_gradients_match(const std::function<torch::Tensor(const torch::Tenso
   EXPECT_GT(max_abs_grad, 1e-3);  // the check compared real gradients, not zeros
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(SoftTargetLoss, MatchesKlDivergenceComputedByHand) {
   const auto s = wave(V, 0.0, 3.0), t = wave(V, 0.5, 2.0);  // (B, T, V)

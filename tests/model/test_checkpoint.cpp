@@ -40,14 +40,7 @@ std::string fresh_dir(const std::string& name) {
   return dir.string();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 struct Batch {
   torch::Tensor ids, mask, types;  // (B, T)

@@ -13,14 +13,7 @@
 namespace retort {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(ModelConfig, ReadsGoldenBertConfig) {
   auto c = ModelConfig::load(test::shared_path("golden/bert-tiny-random"));
