@@ -37,7 +37,9 @@ struct TaskFeatures {
   std::vector<std::vector<int32_t>> type_ids;  // example -> (T_i)
   size_t size() const { return ids.size(); }
 };
-TaskFeatures make_features(const Tokenizer& tok, const std::vector<TaskExample>& examples, const FeatureOptions& opt);
+// pair: the task is a sentence-pair task (TaskSpec::is_pair): text_b is encoded even when empty.
+TaskFeatures make_features(const Tokenizer& tok, const std::vector<TaskExample>& examples, const FeatureOptions& opt,
+                           bool pair);
 
 // A padded batch on a device.
 struct TaskBatch {

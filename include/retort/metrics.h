@@ -37,7 +37,8 @@ std::string squad_normalize(const std::string& s);
 // either is); v1.1 gives 0 when either side has no tokens.
 double squad_exact(const std::string& prediction, const std::string& truth);
 double squad_f1(const std::string& prediction, const std::string& truth, bool v2 = false);
-// Max over the ground truths (an empty list: the unanswerable case, scored against "").
+// Max over the ground truths (an empty list: the unanswerable case, scored against ""). v2 first drops
+// truths that normalize to "" (as the v2.0 script does).
 double squad_max_over_truths(bool f1, const std::string& prediction, const std::vector<std::string>& truths,
                              bool v2 = false);
 
@@ -47,7 +48,8 @@ std::map<std::string, double> task_metrics(const TaskSpec& spec, const std::vect
                                            const std::vector<int64_t>& labels,
                                            const std::vector<double>& predicted_scores = {},
                                            const std::vector<double>& scores = {});
-// The task's single score: the mean of its metrics (GLUE's convention for MRPC, QQP and STS-B).
+// The task's single score: the mean of its metrics (GLUE's convention for MRPC, QQP and STS-B); a NaN
+// correlation (constant predictions) counts as 0 here, so scores always compare and aggregate.
 double task_score(const TaskSpec& spec, const std::map<std::string, double>& metrics);
 // The macro score: the plain mean of per-task scores (the paper's "Score" column).
 double macro_score(const std::vector<double>& task_scores);

@@ -32,6 +32,11 @@ struct SquadQuestion {
 // that is malformed: a missing field, an answer_start outside the context.
 std::vector<SquadQuestion> read_squad(const std::string& path);
 
+// True when any question is unanswerable (a SQuAD v2.0 file): decoding may then answer "".
+bool squad_has_unanswerable(const std::vector<SquadQuestion>& questions);
+// DIR/FILE when `file` is given (or a path), else the only DIR/<prefix>*.json ("train", "dev").
+std::string find_squad_file(const std::string& dir, const std::string& file, const std::string& prefix);
+
 struct SquadOptions {
   int64_t max_seq_length = 384;
   int64_t doc_stride = 128;

@@ -8,7 +8,8 @@
 
 namespace retort {
 
-TaskFeatures make_features(const Tokenizer& tok, const std::vector<TaskExample>& examples, const FeatureOptions& opt) {
+TaskFeatures make_features(const Tokenizer& tok, const std::vector<TaskExample>& examples, const FeatureOptions& opt,
+                           bool pair) {
   check(opt.max_seq_length >= 8, "max_seq_length must be at least 8, got ", opt.max_seq_length);
   check(opt.truncation == "longest_first" || opt.truncation == "head+tail", "truncation must be longest_first or ",
         "head+tail, got '", opt.truncation, "'");
@@ -16,7 +17,6 @@ TaskFeatures make_features(const Tokenizer& tok, const std::vector<TaskExample>&
   f.ids.resize(examples.size());
   f.type_ids.resize(examples.size());
   if (examples.empty()) return f;
-  const bool pair = !examples.front().text_b.empty();
   const auto max_len = static_cast<size_t>(opt.max_seq_length);
 
   if (opt.truncation == "head+tail") {

@@ -2,6 +2,7 @@
 #include "retort/finetune.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -72,8 +73,36 @@ void check_head_fits(const ModelImpl& model, const TaskSpec& spec, const std::st
   auto it = model.config.extra.find("finetuning_task");
   if (it != model.config.extra.end() && it->is_string()) {
     const std::string trained_for = it->get<std::string>();
-    check(task_spec(trained_for).name == spec.name, source, ": the model was fine-tuned for ", trained_for,
-          ", not ", spec.name);
+    std::string known;
+    try {
+      known = task_spec(trained_for).name;
+    } catch (const Error&) {  // a name we do not know ("mnli-mm", a custom task): nothing to compare
+    }
+    check(known.empty() || known == spec.name, source, ": the model was fine-tuned for ", trained_for, ", not ",
+          spec.name);
+  }
+  // Label names: transformers' generic LABEL_i say nothing; real names must be the task's, in its order
+  // (a model trained with another order would be scored, or distilled from, with permuted classes).
+  if (spec.kind == TaskKind::Classification) {
+    auto lower = [](std::string s) {
+      for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return s;
+    };
+    bool generic = true, same = true;
+    for (size_t i = 0; i < model.config.id2label.size(); ++i) {
+      const std::string& name = model.config.id2label[i];
+      generic = generic && name == "LABEL_" + std::to_string(i);
+      same = same && lower(name) == lower(spec.labels[i]);
+    }
+    if (!generic && !same) {
+      std::string have, want;
+      for (size_t i = 0; i < spec.labels.size(); ++i) {
+        have += (i ? ", " : "") + model.config.id2label[i];
+        want += (i ? ", " : "") + spec.labels[i];
+      }
+      fail(source, ": the model's labels (", have, ") are not task ", spec.name, "'s (", want,
+           ") in that order; re-label its config.json (id2label) if they mean the same classes");
+    }
   }
 }
 
@@ -126,7 +155,7 @@ EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskS
   }
   check(!examples->empty(), "task ", spec.name, ": nothing to evaluate");
   const torch::Device device = parse_device(opt.device);
-  const TaskFeatures f = make_features(tok, *examples, opt.features);
+  const TaskFeatures f = make_features(tok, *examples, opt.features, spec.is_pair());
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -296,7 +325,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
 
   fs::create_directories(cfg.out_dir);
   write_file_atomic(join_path(cfg.out_dir, "config.json"), cfg.to_json().dump(2) + "\n");
-  const TaskFeatures f = make_features(tok, train, cfg.features);
+  const TaskFeatures f = make_features(tok, train, cfg.features, spec.is_pair());
   const int64_t micro_per_epoch =
       (static_cast<int64_t>(f.size()) + cfg.train.batch_size - 1) / cfg.train.batch_size;
   const int64_t total = cfg.train.max_steps > 0

@@ -164,6 +164,7 @@ std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& 
         spec.header ? " after a header" : "", ")");
 
   int ia = spec.idx_a, ib = spec.idx_b, il = labelled ? spec.idx_label : -1;
+  bool label_last = false;
   if (spec.header) {
     const auto header = split_tabs(lines[first]);
     auto column = [&](const std::string& name, bool required) -> int {
@@ -179,6 +180,7 @@ std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& 
     ia = column(spec.col_a, true);
     ib = column(spec.col_b, true);
     il = labelled ? column(spec.col_label, true) : -1;
+    label_last = il >= 0 && il + 1 == static_cast<int>(header.size());
     ++first;
   }
   const int needed = std::max({ia, ib, il}) + 1;
@@ -195,7 +197,9 @@ std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& 
     ex.text_a = f[ia];
     if (ib >= 0) ex.text_b = f[ib];
     if (il >= 0) {
-      const std::string& raw = f[il];
+      // The label in the header's last column is read as the row's last field, as GLUE's processors do
+      // (MNLI's gold_label, STS-B's score), so a stray tab inside a row cannot shift it.
+      const std::string& raw = label_last ? f.back() : f[il];
       if (spec.kind == TaskKind::Regression) {
         char* end = nullptr;
         errno = 0;

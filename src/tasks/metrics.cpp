@@ -134,7 +134,10 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y) {
     sxx += dx * dx;
     syy += dy * dy;
   }
-  if (sxx == 0 || syy == 0) return std::numeric_limits<double>::quiet_NaN();
+  auto constant = [](const std::vector<double>& v) {
+    return std::all_of(v.begin(), v.end(), [&](double a) { return a == v.front(); });
+  };
+  if (constant(x) || constant(y)) return std::numeric_limits<double>::quiet_NaN();  // as scipy decides it
   return std::clamp(sxy / std::sqrt(sxx * syy), -1.0, 1.0);
 }
 
@@ -189,7 +192,12 @@ double squad_f1(const std::string& prediction, const std::string& truth, bool v2
   return 2 * precision * recall / (precision + recall);
 }
 
-double squad_max_over_truths(bool f1, const std::string& prediction, const std::vector<std::string>& truths, bool v2) {
+double squad_max_over_truths(bool f1, const std::string& prediction, const std::vector<std::string>& all_truths,
+                             bool v2) {
+  std::vector<std::string> truths;
+  for (const auto& t : all_truths) {
+    if (!v2 || !squad_normalize(t).empty()) truths.push_back(t);  // v2.0 drops answers that normalize to ""
+  }
   if (truths.empty()) return f1 ? squad_f1(prediction, "", v2) : squad_exact(prediction, "");
   double best = 0;
   for (const auto& t : truths) best = std::max(best, f1 ? squad_f1(prediction, t, v2) : squad_exact(prediction, t));
@@ -225,7 +233,7 @@ double task_score(const TaskSpec& spec, const std::map<std::string, double>& met
   for (const auto& name : spec.metrics) {
     auto it = metrics.find(name);
     check(it != metrics.end(), "task ", spec.name, ": metric '", name, "' missing from the results");
-    sum += it->second;
+    sum += std::isnan(it->second) ? 0.0 : it->second;  // a constant prediction correlates with nothing
   }
   return sum / static_cast<double>(spec.metrics.size());
 }

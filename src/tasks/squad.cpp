@@ -40,7 +40,7 @@ const json& field(const json& j, const char* key, const std::string& where) {
 }
 
 // A file of the data directory: an exact name, else the only DIR/<prefix>*.json.
-std::string find_json(const std::string& dir, const std::string& given, const std::string& prefix) {
+std::string find_json_in(const std::string& dir, const std::string& given, const std::string& prefix) {
   if (!given.empty()) return fs::exists(given) ? given : join_path(dir, given);
   check(fs::is_directory(dir), dir, ": not a directory (SQuAD data: a folder with train*.json and dev*.json)");
   std::vector<std::string> found;
@@ -99,6 +99,14 @@ std::vector<std::vector<size_t>> feature_batches(const std::vector<SquadFeature>
 }
 
 }  // namespace
+
+bool squad_has_unanswerable(const std::vector<SquadQuestion>& questions) {
+  return std::any_of(questions.begin(), questions.end(), [](const SquadQuestion& q) { return q.impossible; });
+}
+
+std::string find_squad_file(const std::string& dir, const std::string& file, const std::string& prefix) {
+  return find_json_in(dir, file, prefix);
+}
 
 std::vector<SquadQuestion> read_squad(const std::string& path) {
   check(fs::is_regular_file(path), path, ": no such file");
@@ -364,8 +372,8 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   check(!b.out_dir.empty(), "fine-tuning: no output directory");
   const torch::Device device = parse_device(b.train.device);
   const Tokenizer tok = Tokenizer::load(b.model_dir);
-  std::vector<SquadQuestion> train = read_squad(find_json(b.data_dir, cfg.train_file, "train"));
-  const std::vector<SquadQuestion> dev = read_squad(find_json(b.data_dir, cfg.dev_file, "dev"));
+  std::vector<SquadQuestion> train = read_squad(find_squad_file(b.data_dir, cfg.train_file, "train"));
+  const std::vector<SquadQuestion> dev = read_squad(find_squad_file(b.data_dir, cfg.dev_file, "dev"));
   if (b.max_train_examples > 0 && static_cast<size_t>(b.max_train_examples) < train.size()) {
     train.resize(static_cast<size_t>(b.max_train_examples));
   }
@@ -378,7 +386,9 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
     check(teacher->head == HeadKind::QuestionAnswering, b.teacher_dir, ": the teacher needs a question-answering head");
     teacher->eval();
   }
-  const auto features = make_squad_features(tok, train, cfg.squad);
+  SquadOptions so = cfg.squad;
+  so.version_2 = so.version_2 || squad_has_unanswerable(train) || squad_has_unanswerable(dev);
+  const auto features = make_squad_features(tok, train, so);
   fs::create_directories(b.out_dir);
   const int64_t micro = (static_cast<int64_t>(features.size()) + b.train.batch_size - 1) / b.train.batch_size;
   const int64_t total = b.train.max_steps > 0 ? b.train.max_steps
@@ -410,7 +420,7 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
       trainer.accumulate(loss, terms, pb.mask.sum().item<int64_t>());
       if (trainer.done() || interrupt_requested()) break;
     }
-    const SquadEval e = evaluate_squad(*model, tok, dev, cfg.squad);
+    const SquadEval e = evaluate_squad(*model, tok, dev, so);
     result.epochs.push_back({{"epoch", epoch}, {"step", trainer.step()}, {"eval", e.to_json()}});
     if (result.best_epoch == 0 || e.f1 > result.best.f1) {
       result.best_epoch = epoch;

@@ -165,6 +165,13 @@ TEST_F(Finetune, HeadsThatDoNotFit) {
   save_model(*cola, (kRoot / "cola").string());
   e = error_of([] { load_task_model((kRoot / "cola").string(), task_spec("rte"), torch::kCPU, 0); });
   EXPECT_NE(e.find("fine-tuned for cola, not rte"), std::string::npos) << e;
+  // The right number of labels with another task's names (or another order): refused.
+  o.id2label = {"entailment", "not_entailment"};
+  Model named = load_model((kRoot / "bert").string(), o);
+  save_model(*named, (kRoot / "named").string());
+  e = error_of([] { load_task_model((kRoot / "named").string(), task_spec("sst2"), torch::kCPU, 0); });
+  EXPECT_NE(e.find("labels (entailment, not_entailment) are not task sst2's (0, 1)"), std::string::npos) << e;
+  EXPECT_NO_THROW(load_task_model((kRoot / "named").string(), task_spec("rte"), torch::kCPU, 0));
   e = error_of([] {
     FinetuneConfig f;
     f.task = "sst5";
@@ -183,7 +190,7 @@ TEST(TaskFeatures, BatchesCoverEveryRowOnceAndTruncationKeepsHeadAndTail) {
     ex.push_back(e);
   }
   FeatureOptions fo;
-  const TaskFeatures f = make_features(tok, ex, fo);
+  const TaskFeatures f = make_features(tok, ex, fo, false);
   const auto batches = length_grouped_batches(f, 8, true, 5);
   std::multiset<size_t> seen;
   for (const auto& b : batches) {
@@ -212,14 +219,21 @@ TEST(TaskFeatures, BatchesCoverEveryRowOnceAndTruncationKeepsHeadAndTail) {
     o.add_special_tokens = false;
     return o;
   }()).ids;
-  const auto ht = make_features(tok, {l}, fo).ids[0];
+  const auto ht = make_features(tok, {l}, fo, false).ids[0];
   ASSERT_EQ(ht.size(), 16u);
   EXPECT_EQ(ht.front(), tok.cls_id());
   EXPECT_EQ(ht.back(), tok.sep_id());
   EXPECT_TRUE(std::equal(ht.begin() + 1, ht.begin() + 5, full.begin()));
   EXPECT_TRUE(std::equal(ht.begin() + 5, ht.end() - 1, full.end() - 10));
   fo.truncation = "middle";
-  EXPECT_THROW(make_features(tok, {l}, fo), Error);
+  EXPECT_THROW(make_features(tok, {l}, fo, false), Error);
+  // A pair task encodes [CLS] A [SEP] [SEP] for an empty second text instead of dropping the pair.
+  TaskExample empty_b;
+  empty_b.text_a = "only a";
+  fo = FeatureOptions{};
+  const TaskFeatures pf = make_features(tok, {empty_b}, fo, true);
+  EXPECT_EQ(pf.ids[0].size(), 5u);
+  EXPECT_EQ(pf.type_ids[0].back(), 1);
 }
 
 }  // namespace

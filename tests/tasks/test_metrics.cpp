@@ -35,6 +35,7 @@ TEST(Metrics, PearsonSpearman) {
   // deviations (-1.5 -.5 .5 1.5) and (-1.5 .5 -.5 1.5): sxy = 4, sxx = syy = 5 -> 0.8
   EXPECT_NEAR(pearson({1, 2, 3, 4}, {1, 3, 2, 4}), 0.8, 1e-12);
   EXPECT_TRUE(std::isnan(pearson({1, 1, 1}, {1, 2, 3}))) << "scipy gives nan for a constant input";
+  EXPECT_TRUE(std::isnan(pearson({0.1, 0.1, 0.1}, {1, 2, 3}))) << "constant, whatever the rounding of its mean";
   EXPECT_EQ(average_ranks({10, 20, 20, 30}), (std::vector<double>{1, 2.5, 2.5, 4}));
   EXPECT_EQ(average_ranks({3, 1, 2}), (std::vector<double>{3, 1, 2}));
   // ranks (1 2 3 4) and (1 2.5 2.5 4): sxy = 4.5, sxx = 5, syy = 4.5 -> 4.5 / sqrt(22.5)
@@ -60,6 +61,8 @@ TEST(Metrics, SquadNormalizationAndScores) {
   EXPECT_EQ(squad_max_over_truths(true, "Denver", {"Denver Broncos", "Denver"}), 1.0);
   EXPECT_NEAR(squad_max_over_truths(true, "Denver", {"Denver Broncos", "the Broncos"}), 2.0 / 3.0, 1e-12);
   EXPECT_EQ(squad_max_over_truths(false, "", {}, true), 1.0) << "unanswerable, answered with nothing";
+  EXPECT_EQ(squad_max_over_truths(false, "", {"the", "Denver"}, true), 0.0) << "v2 drops truths normalizing to ''";
+  EXPECT_EQ(squad_max_over_truths(false, "", {"the", "Denver"}, false), 1.0) << "v1.1 keeps them";
 }
 
 TEST(Metrics, TaskScoresAndMacro) {
@@ -71,6 +74,9 @@ TEST(Metrics, TaskScoresAndMacro) {
   const auto s = task_metrics(stsb, {}, {}, {1, 2, 3, 4}, {1, 3, 2, 4});
   EXPECT_NEAR(task_score(stsb, s), (0.8 + 0.8) / 2, 1e-12);
   EXPECT_DOUBLE_EQ(task_metrics(task_spec("cola"), {1, 1, 1}, {1, 0, 1}).at("mcc"), 0.0);
+  const auto flat = task_metrics(stsb, {}, {}, {2, 2, 2}, {1, 2, 3});
+  EXPECT_TRUE(std::isnan(flat.at("pearson"))) << "the metric stays official";
+  EXPECT_DOUBLE_EQ(task_score(stsb, flat), 0.0) << "but the score compares: a constant prediction scores 0";
   EXPECT_DOUBLE_EQ(macro_score({0.5, 0.7, 0.9}), 0.7);
   EXPECT_THROW(task_score(mrpc, {{"accuracy", 0.5}}), Error);
   EXPECT_DOUBLE_EQ(median({3, 1, 2}), 2.0);

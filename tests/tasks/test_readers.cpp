@@ -150,6 +150,11 @@ TEST(GlueReader, BadInputNamesFileAndLine) {
                                     "0\tg\tf\ty\t0\tn\tn\tA\tB\tfive\n");
   e = error_of([&] { read_glue_tsv(task_spec("stsb"), bad_score.string()); });
   EXPECT_NE(e.find("bad_score.tsv:2: score 'five' is not a number"), std::string::npos) << e;
+  // A stray tab inside a row does not shift the label: GLUE reads it from the last field.
+  const auto stray = write_temp("stray.tsv",
+                                "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+                                "0\tg\tf\ty\t0\tn\tn\tA\tB\textra\t4.5\n");
+  EXPECT_DOUBLE_EQ(read_glue_tsv(task_spec("stsb"), stray.string()).at(0).score, 4.5);
 
   e = error_of([] { read_task_split(task_spec("sst2"), kGlue, "validation"); });
   EXPECT_NE(e.find("no split 'validation' (known: train, dev)"), std::string::npos) << e;

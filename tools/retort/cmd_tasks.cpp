@@ -184,11 +184,14 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
         so.batch_size = a->eo.batch_size;
         so.bf16 = a->eo.bf16;
         so.device = g.device;
-        const std::string file = task_file(spec, a->data, a->split.empty() || a->split == "dev" ? spec.dev_sets[0].file
-                                                                                             : spec.train_file);
+        check(a->split.empty() || a->split == "dev" || a->split == "train", "SQuAD splits are dev and train, not ",
+              a->split);
+        const std::string file = find_squad_file(a->data, "", a->split == "train" ? "train" : "dev");
         require_task_head(a->model, HeadKind::QuestionAnswering);
         Model model = load_qa_model(a->model, parse_device(g.device), 0);
-        const SquadEval e = evaluate_squad(*model, Tokenizer::load(a->model), read_squad(file), so);
+        const auto questions = read_squad(file);
+        so.version_2 = squad_has_unanswerable(questions);
+        const SquadEval e = evaluate_squad(*model, Tokenizer::load(a->model), questions, so);
         out = e.to_json();
         if (pred) {
           for (const auto& [id, text] : e.predictions) pred << nlohmann::json{{"id", id}, {"answer", text}}.dump() << "\n";
@@ -233,6 +236,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
     std::string task, model, file;
     std::vector<std::string> texts;
     EvalOptions eo;
+    bool version_2 = false;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("predict", "Labels (or scores) for new text with a fine-tuned model, as JSON lines");
@@ -241,6 +245,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--text", a->texts, "A text; for sentence-pair tasks 'first<TAB>second'; for SQuAD a JSON object "
                                       "{\"question\": ..., \"context\": ...} (repeatable)");
   cmd->add_option("--file", a->file, "One example per line ('-': stdin); pairs separated by a tab");
+  cmd->add_flag("--version-2", a->version_2, "SQuAD v2.0 model: may answer \"\" (no answer in the context)");
   cmd->add_option("--batch-size", a->eo.batch_size, "Examples per batch")->capture_default_str();
   cmd->add_option("--max-seq-length", a->eo.features.max_seq_length, "Tokens per example")->capture_default_str();
   cmd->add_flag("--bf16", a->eo.bf16, "bf16 autocast");
@@ -284,6 +289,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
         so.batch_size = a->eo.batch_size;
         so.bf16 = a->eo.bf16;
         so.device = g.device;
+        so.version_2 = a->version_2;
         const auto answers = answer_squad(*model, Tokenizer::load(a->model), qs, so);
         for (const auto& q : qs) {
           std::cout << nlohmann::json{{"id", q.id}, {"question", q.question}, {"answer", answers.at(q.id)}}.dump() << "\n";
