@@ -11,6 +11,7 @@
 #include "cli/cli_test_util.h"
 #include "retort/checkpoint.h"
 #include "retort/tokenizer.h"
+#include "tiny_model.h"
 
 namespace retort {
 namespace {
@@ -35,19 +36,8 @@ class CliTasks : public ::testing::Test {
       head_rows(test::shared_path("data/glue/") + t + "/train.tsv", kRoot / "glue" / t / "train.tsv", 32);
       head_rows(test::shared_path("data/glue/") + t + "/dev.tsv", kRoot / "glue" / t / "dev.tsv", 24);
     }
-    const Tokenizer tok = Tokenizer::load(kVocab);
-    ModelConfig c;
-    c.vocab_size = static_cast<int64_t>(tok.vocab_size());
-    c.hidden_size = 32;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 2;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 128;
-    torch::manual_seed(8);
-    Model m(c, HeadKind::MaskedLM);
-    init_weights(*m);
-    save_model(*m, (kRoot / "model").string());
-    tok.save((kRoot / "model").string());
+    const Tokenizer tok = test::bert_vocab();
+    test::save_tiny_model(kRoot / "model", tok, test::tiny_config(tok, 1), 8);
   }
   static std::string p(const std::string& rel) { return q((kRoot / rel).string()); }
 };
@@ -111,13 +101,8 @@ TEST_F(CliTasks, GlueTableWithTaskDistillation) {
 }
 
 TEST_F(CliTasks, PredictAnswersQuestionsWithASpanOfTheContext) {
-  const Tokenizer tok = Tokenizer::load(kVocab);
-  ModelConfig c = ModelConfig::load((kRoot / "model").string());
-  torch::manual_seed(9);
-  Model qa(c, HeadKind::QuestionAnswering);
-  init_weights(*qa);
-  save_model(*qa, (kRoot / "qa").string());
-  tok.save((kRoot / "qa").string());
+  const Tokenizer tok = test::bert_vocab();
+  test::save_tiny_model(kRoot / "qa", tok, test::tiny_config(tok, 1), 9, HeadKind::QuestionAnswering);
   const std::string context = "The Broncos defeated the Panthers 24 to 10 at Levi's Stadium in Santa Clara.";
   const std::string input = nlohmann::json{{"id", "q7"}, {"question", "Who won?"}, {"context", context}}.dump() + "\n";
   auto r = run_cli("predict --task squad --model " + p("qa") + " --file -", input);

@@ -15,6 +15,7 @@
 #include "retort/safetensors.h"
 #include "retort/tokenizer.h"
 #include "test_paths.h"
+#include "tiny_model.h"
 
 namespace retort {
 namespace {
@@ -38,18 +39,7 @@ class Distiller : public ::testing::Test {
     CorpusOptions co;
     co.max_seq_len = 64;
     prepare_corpus({(kRoot / "text.txt").string()}, tok, (kRoot / "corpus").string(), co);
-    ModelConfig c;
-    c.vocab_size = static_cast<int64_t>(tok.vocab_size());
-    c.hidden_size = 32;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 64;
-    torch::manual_seed(11);
-    Model m(c, HeadKind::MaskedLM);
-    init_weights(*m);
-    save_model(*m, (kRoot / "init").string());
-    tok.save((kRoot / "init").string());
+    test::save_tiny_model(kRoot / "init", tok, test::tiny_config(tok, 2, 64), 11);
   }
 
   static DistillJob job(const std::string& run, const std::string& teacher = "") {

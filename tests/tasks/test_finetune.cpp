@@ -15,6 +15,7 @@
 #include "retort/finetune.h"
 #include "retort/fs.h"
 #include "test_paths.h"
+#include "tiny_model.h"
 
 namespace retort {
 namespace {
@@ -33,24 +34,8 @@ void head_rows(const std::string& from, const fs::path& to, int n, bool header =
 }
 
 void save_tiny(const fs::path& dir, int64_t layers, uint64_t seed, ModelType type = ModelType::Bert) {
-  const Tokenizer tok = Tokenizer::load(test::shared_path("vocab/bert-base-uncased"));
-  ModelConfig c;
-  c.model_type = type;
-  if (type == ModelType::DistilBert) {
-    c.type_vocab_size = 0;
-    c.sinusoidal_pos_embds = false;
-  }
-  c.vocab_size = static_cast<int64_t>(tok.vocab_size());
-  c.hidden_size = 32;
-  c.num_hidden_layers = layers;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 128;
-  torch::manual_seed(seed);
-  Model m(c, HeadKind::MaskedLM);
-  init_weights(*m);
-  save_model(*m, dir.string());
-  tok.save(dir.string());
+  const Tokenizer tok = test::bert_vocab();
+  test::save_tiny_model(dir, tok, test::tiny_config(tok, layers, 128, type), seed);
 }
 
 class Finetune : public ::testing::Test {

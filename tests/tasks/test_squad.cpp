@@ -12,6 +12,7 @@
 #include "retort/metrics.h"
 #include "retort/squad.h"
 #include "test_paths.h"
+#include "tiny_model.h"
 
 namespace retort {
 namespace {
@@ -22,7 +23,8 @@ using test::error_of;
 const std::string kDev = test::shared_path("data/squad/dev-v1.1-excerpt.json");
 const std::string kTrain = test::shared_path("data/squad/train-v1.1-excerpt.json");
 
-Tokenizer vocab() { return Tokenizer::load(test::shared_path("vocab/bert-base-uncased")); }
+using test::bert_vocab;
+Tokenizer vocab() { return bert_vocab(); }
 
 // The context text covered by a feature's token span [s, e].
 std::string span_text(const SquadQuestion& q, const SquadFeature& f, int64_t s, int64_t e) {
@@ -108,18 +110,7 @@ TEST(Squad, FinetunesEndToEndOnATinyModel) {
   fs::copy_file(kTrain, root / "data" / "train-v1.1-excerpt.json");
   fs::copy_file(kDev, root / "data" / "dev-v1.1-excerpt.json");
   const Tokenizer tok = vocab();
-  ModelConfig c;
-  c.vocab_size = static_cast<int64_t>(tok.vocab_size());
-  c.hidden_size = 32;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 256;
-  torch::manual_seed(5);
-  Model m(c, HeadKind::MaskedLM);
-  init_weights(*m);
-  save_model(*m, (root / "model").string());
-  tok.save((root / "model").string());
+  test::save_tiny_model(root / "model", tok, test::tiny_config(tok, 1, 256), 5);
 
   nlohmann::json j = {{"model", (root / "model").string()}, {"data", (root / "data").string()},
                       {"out", (root / "out").string()}, {"max_seq_length", 192}, {"doc_stride", 96},

@@ -50,14 +50,7 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
 }
 
 DistillConfig resolve_config(const TrainFlags& f, const GlobalOptions& g) {
-  nlohmann::json j = nlohmann::json::object();
-  if (!f.config_file.empty()) {
-    try {
-      j = nlohmann::json::parse(read_file(f.config_file));
-    } catch (const nlohmann::json::exception& e) {
-      fail(f.config_file, ": invalid JSON (", e.what(), ")");
-    }
-  }
+  nlohmann::json j = read_config_file(f.config_file);
   for (const auto& [k, v] : f.numbers) j[k] = v;
   for (const auto& [k, v] : f.integers) j[k] = v;
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace retort::cli {
 
@@ -32,6 +33,9 @@ void add_finetune(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_predict(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_glue(CLI::App& app, GlobalOptions& g, Runner& run);
+
+// The JSON object of a --config file ({} for an empty path); invalid JSON is an Error naming the file.
+nlohmann::json read_config_file(const std::string& path);
 
 // Applies --threads (and prints nothing); call at the start of every runner.
 void apply_globals(const GlobalOptions& g);

@@ -5,10 +5,22 @@
 
 #include "commands.h"
 #include "retort/error.h"
+#include "retort/fs.h"
 #include "retort/runtime.h"
 #include "retort/version.h"
 
 namespace retort::cli {
+
+nlohmann::json read_config_file(const std::string& path) {
+  if (path.empty()) return nlohmann::json::object();
+  try {
+    nlohmann::json j = nlohmann::json::parse(read_file(path));
+    check(j.is_object(), path, ": expected a JSON object");
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": invalid JSON (", e.what(), ")");
+  }
+}
 
 void apply_globals(const GlobalOptions& g) {
   set_threads(g.threads);
