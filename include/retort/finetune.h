@@ -69,6 +69,9 @@ void check_head_fits(const ModelImpl& model, const TaskSpec& spec, const std::st
 Model load_task_model(const std::string& dir, const TaskSpec& spec, const torch::Device& device, uint64_t seed,
                       std::vector<std::string>* initialised = nullptr);
 
+// Writes the model (HF directory) and its tokenizer to dir, replacing it only once complete.
+void save_task_model(ModelImpl& model, const Tokenizer& tok, const std::string& dir);
+
 // ---- evaluation -----------------------------------------------------------------------------------
 
 struct EvalOptions {

@@ -49,7 +49,9 @@ torch::Tensor task_logits(ModelImpl& model, const TaskBatch& b, bool bf16, const
   return model.forward(b.input_ids, b.attention_mask, types ? b.token_type_ids : torch::Tensor()).logits.to(torch::kFloat);
 }
 
-void save_best(ModelImpl& model, const Tokenizer& tok, const std::string& dir) {
+}  // namespace
+
+void save_task_model(ModelImpl& model, const Tokenizer& tok, const std::string& dir) {
   const std::string tmp = dir + ".tmp";
   fs::remove_all(tmp);
   save_model(model, tmp);
@@ -57,8 +59,6 @@ void save_best(ModelImpl& model, const Tokenizer& tok, const std::string& dir) {
   fs::remove_all(dir);
   fs::rename(tmp, dir);
 }
-
-}  // namespace
 
 void check_head_fits(const ModelImpl& model, const TaskSpec& spec, const std::string& source) {
   check(spec.kind != TaskKind::SpanExtraction || model.head == HeadKind::QuestionAnswering, source,
@@ -389,7 +389,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
       result.best_score = score;
       result.best_epoch = epoch;
       result.best_eval = evals;
-      save_best(*model, tok, result.best_dir);
+      save_task_model(*model, tok, result.best_dir);
     }
     nlohmann::json summary = {{"task", spec.name}, {"best_epoch", result.best_epoch}, {"best_score", result.best_score},
                               {"epochs", result.epochs}, {"train_examples", result.train_examples},

@@ -425,12 +425,7 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
     if (result.best_epoch == 0 || e.f1 > result.best.f1) {
       result.best_epoch = epoch;
       result.best = e;
-      const std::string tmp = result.best_dir + ".tmp";
-      fs::remove_all(tmp);
-      save_model(*model, tmp);
-      tok.save(tmp);
-      fs::remove_all(result.best_dir);
-      fs::rename(tmp, result.best_dir);
+      save_task_model(*model, tok, result.best_dir);
       write_file_atomic(join_path(b.out_dir, "predictions.json"), json(e.predictions).dump(2) + "\n");
     }
     write_file_atomic(join_path(b.out_dir, "eval_results.json"), result.to_json().dump(2) + "\n");
