@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   add_evaluate(app, g, run);
   add_predict(app, g, run);
   add_glue(app, g, run);
+  add_bench(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   }
   // Commands that spend their time in matmuls restart once with the OpenMP / OpenBLAS settings (which
   // only apply at process start); the others are not worth the second start-up (~0.5 s of library loading).
-  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue"}) {
+  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue", "bench"}) {
     if (app.got_subcommand(heavy)) retort::reexec_with_recommended_environment(argc, argv);
   }
   try {
