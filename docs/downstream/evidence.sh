@@ -7,7 +7,8 @@
 # Needs the models of docs/distillation/evidence.sh (MODELS, default runs/evidence). Settings come from
 # the environment:
 #   SEEDS (1,2,3)  TASKS (every task folder in ../shared/data/glue)  EPOCHS (3)  LR (5e-5)  BATCH (32)
-#   MAX_TRAIN (8000: a seeded subset of larger training sets; 0 = all)  SEQ (128)  BF16 (1)
+#   MAX_TRAIN (2000: a seeded subset of larger training sets; 0 = all)  SEQ (128)  BF16 (1)
+#   SQUAD_SEQ (SEQ: SQuAD windows; the stride is half of it, questions at most a quarter)
 #   OUT (runs/downstream)
 # The last lines printed (and OUT/glue.md, OUT/squad.md) are the tables.
 set -euo pipefail
@@ -17,7 +18,8 @@ models="${MODELS:-$here/runs/evidence}"
 out="${OUT:-$here/runs/downstream}"
 retort="${RETORT:-$here/build/retort}"
 seeds="${SEEDS:-1,2,3}" epochs="${EPOCHS:-3}" lr="${LR:-5e-5}" batch="${BATCH:-32}"
-max_train="${MAX_TRAIN:-8000}" seq="${SEQ:-128}"
+max_train="${MAX_TRAIN:-2000}" seq="${SEQ:-128}"
+squad_seq="${SQUAD_SEQ:-$seq}"  # the paper's 384 needs a model with that many positions
 precision=()
 [[ "${BF16:-1}" == 1 ]] && precision=(--bf16)
 tasks=()
@@ -43,7 +45,8 @@ stamp "SQuAD v1.1 excerpt: train on its one train article, evaluate on its one d
   echo "|---|---|"
   for m in teacher distilled; do
     line=$("$retort" finetune --task squad --model "$models/$m/final" --data "$shared/data/squad" --out "$out/squad-$m" \
-      --n-epoch "$epochs" --learning-rate "$lr" --batch-size "$batch" --max-seq-length 384 "${precision[@]}" \
+      --n-epoch "$epochs" --learning-rate "$lr" --batch-size "$batch" --max-seq-length "$squad_seq" \
+      --doc-stride "$(( squad_seq / 2 ))" --max-query-length "$(( squad_seq / 4 ))" "${precision[@]}" \
       --log-interval 1000 | tail -1)
     echo "| $m | ${line%%; model in*} |"
   done
