@@ -12,6 +12,7 @@
 #include <c10/core/ScalarType.h>
 
 #include "retort/heads.h"
+#include "retort/tokenizer.h"
 
 namespace retort {
 
@@ -51,5 +52,8 @@ void bind_state_dict(ModelImpl& model, const StateDict& sd, bool strict, LoadRep
 // Writes config.json (model_type, architectures) and model.safetensors (tied aliases omitted, as
 // transformers writes them) into `dir`, creating it. Weights are written in fp32 unless `dtype` says.
 void save_model(ModelImpl& model, const std::string& dir);
+
+// The tokenizer a model directory holds; an Error naming the directory when it has none.
+Tokenizer load_model_tokenizer(const std::string& dir);
 
 }  // namespace retort

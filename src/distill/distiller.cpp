@@ -30,15 +30,6 @@ void get_if(const nlohmann::json& j, const char* key, T& out) {
   read_field(j, key, out, "distillation config");
 }
 
-// The Tokenizer the student directory holds (the corpus must use the same vocabulary).
-Tokenizer student_tokenizer(const std::string& dir) {
-  try {
-    return Tokenizer::load(dir);
-  } catch (const Error& e) {
-    fail(dir, ": the student directory needs its tokenizer files (vocab.txt or tokenizer.json): ", e.what());
-  }
-}
-
 }  // namespace
 
 DistillConfig DistillConfig::from_json(const nlohmann::json& j) {
@@ -101,7 +92,7 @@ DistillResult run_distillation(const DistillJob& job) {
   check(w.alpha_mlm + w.alpha_ce + w.alpha_cos + w.alpha_mse > 0, "every loss weight is 0: nothing to train");
   const c10::Device device = parse_device(cfg.train.device);
 
-  const Tokenizer tok = student_tokenizer(job.student_dir);
+  const Tokenizer tok = load_model_tokenizer(job.student_dir);
   CorpusReader reader(job.corpus_dir);
   reader.check_tokenizer(tok);
 
@@ -213,7 +204,7 @@ MlmEvaluation evaluate_mlm(const std::string& model_dir, const std::string& corp
   Model model = load_model(model_dir, lo, &report);
   check(report.initialised.empty(), model_dir, ": no masked-LM head weights to evaluate");
   model->eval();
-  const Tokenizer tok = student_tokenizer(model_dir);
+  const Tokenizer tok = load_model_tokenizer(model_dir);
   CorpusReader reader(corpus_dir);
   reader.check_tokenizer(tok);
   MaskingOptions mo;  // the standard 15% / 80-10-10, no smoothing: every model sees the same masks

@@ -117,4 +117,12 @@ void save_model(ModelImpl& model, const std::string& dir) {
   config.save(dir + "/config.json");
 }
 
+Tokenizer load_model_tokenizer(const std::string& dir) {
+  try {
+    return Tokenizer::load(dir);
+  } catch (const Error& e) {
+    fail(dir, ": the model directory needs its tokenizer files (vocab.txt or tokenizer.json): ", e.what());
+  }
+}
+
 }  // namespace retort

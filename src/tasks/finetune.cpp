@@ -34,14 +34,6 @@ std::vector<std::string> task_id2label(const TaskSpec& spec) {
   return spec.kind == TaskKind::Regression ? std::vector<std::string>{"LABEL_0"} : spec.labels;
 }
 
-Tokenizer model_tokenizer(const std::string& dir) {
-  try {
-    return Tokenizer::load(dir);
-  } catch (const Error& e) {
-    fail(dir, ": the model directory needs its tokenizer files (vocab.txt or tokenizer.json): ", e.what());
-  }
-}
-
 // Class logits of a batch in fp32. (B, C)
 torch::Tensor task_logits(ModelImpl& model, const TaskBatch& b, bool bf16, const torch::Device& device) {
   AutocastGuard autocast(bf16, device);
@@ -292,7 +284,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
   check(cfg.alpha_task >= 0 && cfg.alpha_ce >= 0 && cfg.temperature > 0,
         "fine-tuning: alpha_task and alpha_ce must be >= 0 and the temperature > 0");
   const torch::Device device = parse_device(cfg.train.device);
-  const Tokenizer tok = model_tokenizer(cfg.model_dir);
+  const Tokenizer tok = load_model_tokenizer(cfg.model_dir);
 
   std::vector<TaskExample> train = read_task_split(spec, cfg.data_dir, "train");
   if (cfg.max_train_examples > 0 && static_cast<size_t>(cfg.max_train_examples) < train.size()) {

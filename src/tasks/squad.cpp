@@ -371,7 +371,7 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   const FinetuneConfig& b = cfg.base;
   check(!b.out_dir.empty(), "fine-tuning: no output directory");
   const torch::Device device = parse_device(b.train.device);
-  const Tokenizer tok = Tokenizer::load(b.model_dir);
+  const Tokenizer tok = load_model_tokenizer(b.model_dir);
   std::vector<SquadQuestion> train = read_squad(find_squad_file(b.data_dir, cfg.train_file, "train"));
   const std::vector<SquadQuestion> dev = read_squad(find_squad_file(b.data_dir, cfg.dev_file, "dev"));
   if (b.max_train_examples > 0 && static_cast<size_t>(b.max_train_examples) < train.size()) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "retort/checkpoint.h"
 #include "retort/error.h"
 #include "retort/finetune.h"
 #include "retort/fs.h"
@@ -95,6 +96,16 @@ void require_task_head(const std::string& dir, HeadKind want) {
         "); fine-tune it first (retort finetune)");
 }
 
+// SQuAD settings from evaluate/predict's flags: SQuAD's 384-token windows unless --max-seq-length is given.
+SquadOptions squad_options(const EvalOptions& eo, const CLI::Option* seq_flag, const std::string& device) {
+  SquadOptions so;
+  if (seq_flag->count()) so.max_seq_length = eo.features.max_seq_length;
+  so.batch_size = eo.batch_size;
+  so.bf16 = eo.bf16;
+  so.device = device;
+  return so;
+}
+
 }  // namespace
 
 void add_finetune(CLI::App& app, GlobalOptions& g, Runner& run) {
@@ -147,6 +158,7 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
   struct Args {
     std::string task, model, data, split, out, predictions;
     EvalOptions eo;
+    CLI::Option* seq_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("evaluate", "Evaluate a fine-tuned model on a task's dev set(s): metrics JSON and predictions");
@@ -157,7 +169,8 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--out", a->out, "Write the metrics JSON here (also printed)");
   cmd->add_option("--predictions", a->predictions, "Write predictions here, one JSON object per line");
   cmd->add_option("--batch-size", a->eo.batch_size, "Examples per batch")->capture_default_str();
-  cmd->add_option("--max-seq-length", a->eo.features.max_seq_length, "Tokens per example")->capture_default_str();
+  a->seq_opt = cmd->add_option("--max-seq-length", a->eo.features.max_seq_length,
+                               "Tokens per example (SQuAD: per window, default 384)")->capture_default_str();
   cmd->add_option("--truncation", a->eo.features.truncation, "longest_first or head+tail")->capture_default_str();
   cmd->add_option("--max-examples", a->eo.max_examples, "Only the first N examples (0: all)");
   cmd->add_flag("--bf16", a->eo.bf16, "bf16 autocast");
@@ -172,11 +185,7 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
         check(static_cast<bool>(pred), a->predictions, ": cannot open for writing");
       }
       if (spec.kind == TaskKind::SpanExtraction) {
-        SquadOptions so;
-        so.max_seq_length = a->eo.features.max_seq_length == 128 ? 384 : a->eo.features.max_seq_length;
-        so.batch_size = a->eo.batch_size;
-        so.bf16 = a->eo.bf16;
-        so.device = g.device;
+        SquadOptions so = squad_options(a->eo, a->seq_opt, g.device);
         check(a->split.empty() || a->split == "dev" || a->split == "train", "SQuAD splits are dev and train, not ",
               a->split);
         const std::string file = find_squad_file(a->data, "", a->split == "train" ? "train" : "dev");
@@ -230,6 +239,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
     std::vector<std::string> texts;
     EvalOptions eo;
     bool version_2 = false;
+    CLI::Option* seq_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("predict", "Labels (or scores) for new text with a fine-tuned model, as JSON lines");
@@ -240,7 +250,8 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--file", a->file, "One example per line ('-': stdin); pairs separated by a tab");
   cmd->add_flag("--version-2", a->version_2, "SQuAD v2.0 model: may answer \"\" (no answer in the context)");
   cmd->add_option("--batch-size", a->eo.batch_size, "Examples per batch")->capture_default_str();
-  cmd->add_option("--max-seq-length", a->eo.features.max_seq_length, "Tokens per example")->capture_default_str();
+  a->seq_opt = cmd->add_option("--max-seq-length", a->eo.features.max_seq_length,
+                               "Tokens per example (SQuAD: per window, default 384)")->capture_default_str();
   cmd->add_flag("--bf16", a->eo.bf16, "bf16 autocast");
   cmd->callback([&run, &g, a] {
     run = [&g, a] {
@@ -277,13 +288,9 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
         }
         require_task_head(a->model, HeadKind::QuestionAnswering);
         Model model = load_qa_model(a->model, parse_device(g.device), 0);
-        SquadOptions so;
-        so.max_seq_length = a->eo.features.max_seq_length == 128 ? 384 : a->eo.features.max_seq_length;
-        so.batch_size = a->eo.batch_size;
-        so.bf16 = a->eo.bf16;
-        so.device = g.device;
+        SquadOptions so = squad_options(a->eo, a->seq_opt, g.device);
         so.version_2 = a->version_2;
-        const auto answers = answer_squad(*model, Tokenizer::load(a->model), qs, so);
+        const auto answers = answer_squad(*model, load_model_tokenizer(a->model), qs, so);
         for (const auto& q : qs) {
           std::cout << nlohmann::json{{"id", q.id}, {"question", q.question}, {"answer", answers.at(q.id)}}.dump() << "\n";
         }
