@@ -1,8 +1,8 @@
 // `retort bench`: the speed/size table of the DistilBERT paper's Table 3 for one or more models in the
 // same run: parameters, size on disk, inference latency at batch 1 (p50/p90 per sequence length),
-// throughput at a larger batch, per precision (fp32, bf16), and optionally the paper's own timing: a
-// full pass over a task's dev file at batch 1 (tokenization included). Inference runs without autograd,
-// the model converted whole to the precision (bf16 weights and activations).
+// throughput at a larger batch, per precision (fp32, bf16, int8), and optionally the paper's own
+// timing: a full pass over a task's dev file at batch 1 (tokenization included). Models run through
+// the inference engine (inference.h) at each precision.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ struct BenchOptions {
   std::vector<int64_t> seq_lens{32, 128, 512};  // latency at batch 1
   int64_t throughput_batch = 32;
   int64_t throughput_seq = 128;
-  std::vector<std::string> precisions{"fp32", "bf16"};
+  std::vector<std::string> precisions{"fp32", "bf16", "int8"};
   int64_t warmup = 3;
   int64_t repetitions = 20;
   std::string task_file;  // GLUE TSV dev file for the full-pass timing ("" skips it)

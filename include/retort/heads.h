@@ -56,6 +56,9 @@ struct ModelImpl : torch::nn::Module {
   ModelImpl(const ModelConfig& c, HeadKind head);
   ModelOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                       const torch::Tensor& token_type_ids = {}, const ForwardOptions& opt = {});
+  // Fills the head's outputs from out.encoder.last_hidden_state (and .pooled, computed here when the
+  // pooler has not run). A classification head reads position 0 only, so (B, 1, H) is enough.
+  void apply_head(ModelOutput& out);
   // Vocabulary logits for hidden states of any leading shape (..., H) -> (..., V), so callers can
   // gather only the positions a loss needs before paying for the (H x V) projection.
   torch::Tensor mlm_logits(const torch::Tensor& hidden);

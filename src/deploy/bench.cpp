@@ -14,6 +14,7 @@
 #include "retort/checkpoint.h"
 #include "retort/error.h"
 #include "retort/finetune.h"
+#include "retort/inference.h"
 #include "retort/runtime.h"
 #include "retort/tasks.h"
 #include "retort/version.h"
@@ -33,13 +34,13 @@ int64_t weight_bytes(const std::string& dir) {
   return total;
 }
 
-// What a deployed model computes: the encoder plus a task head; vocabulary logits (an MLM head) are
-// not part of inference and are not timed.
-void infer(ModelImpl& m, const torch::Tensor& ids, const torch::Tensor& mask) {
-  if (m.head == HeadKind::SequenceClassification || m.head == HeadKind::QuestionAnswering) {
+// What a deployed model computes: the encoder plus a task head through the inference engine;
+// vocabulary logits (an MLM head) are not part of inference and are not timed.
+void infer(const InferenceModel& m, const torch::Tensor& ids, const torch::Tensor& mask) {
+  if (m.head() == HeadKind::SequenceClassification || m.head() == HeadKind::QuestionAnswering) {
     m.forward(ids, mask);
   } else {
-    m.bert->forward(ids, mask, torch::Tensor(), ForwardOptions{});
+    m.encode(ids, mask);
   }
 }
 
@@ -85,36 +86,33 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
   std::vector<BenchRow> rows;
   for (const auto& dir : dirs) {
     for (const auto& precision : opt.precisions) {
-      const c10::ScalarType dtype = parse_dtype(precision);
-      check(dtype == torch::kFloat || dtype == torch::kBFloat16, "bench: precision ", precision,
-            " is not supported (fp32, bf16)");
+      const Precision p = parse_precision(precision);
       LoadOptions lo;
       lo.device = device;
-      Model model = load_model(dir, lo);
-      model->to(dtype);
-      model->eval();
-      c10::InferenceMode inference;
+      Model loaded = load_model(dir, lo);
       BenchRow row;
       row.model = dir;
-      row.architecture = architecture_name(model->config.model_type, model->head);
-      row.parameters = parameter_count(*model);
+      row.architecture = architecture_name(loaded->config.model_type, loaded->head);
+      row.parameters = parameter_count(*loaded);
       row.disk_bytes = weight_bytes(dir);
-      row.precision = dtype == torch::kFloat ? "fp32" : "bf16";
+      row.precision = precision_name(p);
+      const InferenceModel model(loaded, p);
+      const ModelConfig& config = model.config();
       auto gen = at::make_generator<at::CPUGeneratorImpl>(opt.seed);
       auto random_ids = [&](int64_t b, int64_t t) {  // (B, T): ordinary tokens (ids >= 1000), [CLS] first
-        auto ids = torch::randint(1000, model->config.vocab_size, {b, t}, gen, torch::kLong);
-        ids.index_put_({torch::indexing::Slice(), 0}, 101 % model->config.vocab_size);
+        auto ids = torch::randint(1000, config.vocab_size, {b, t}, gen, torch::kLong);
+        ids.index_put_({torch::indexing::Slice(), 0}, 101 % config.vocab_size);
         return ids.to(device);
       };
       for (int64_t t : opt.seq_lens) {
-        check(t <= model->config.max_position_embeddings, dir, ": sequence length ", t, " exceeds the model's ",
-              model->config.max_position_embeddings, " positions");
+        check(t <= config.max_position_embeddings, dir, ": sequence length ", t, " exceeds the model's ",
+              config.max_position_embeddings, " positions");
         const auto ids = random_ids(1, t), mask = torch::ones_like(ids);
-        for (int64_t i = 0; i < opt.warmup; ++i) infer(*model, ids, mask);
+        for (int64_t i = 0; i < opt.warmup; ++i) infer(model, ids, mask);
         std::vector<double> ms;
         for (int64_t i = 0; i < opt.repetitions; ++i) {
           const auto t0 = Clock::now();
-          infer(*model, ids, mask);
+          infer(model, ids, mask);
           ms.push_back(ms_since(t0));
         }
         LatencyStat s;
@@ -126,21 +124,21 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
       }
       if (opt.throughput_batch > 0) {
         const auto ids = random_ids(opt.throughput_batch, opt.throughput_seq), mask = torch::ones_like(ids);
-        infer(*model, ids, mask);
+        infer(model, ids, mask);
         const int64_t reps = std::max<int64_t>(2, opt.repetitions / 5);
         const auto t0 = Clock::now();
-        for (int64_t i = 0; i < reps; ++i) infer(*model, ids, mask);
+        for (int64_t i = 0; i < reps; ++i) infer(model, ids, mask);
         row.throughput = static_cast<double>(reps * opt.throughput_batch) / (ms_since(t0) / 1000.0);
       }
       if (spec) {
         const Tokenizer tok = Tokenizer::load(dir);
         FeatureOptions fo;
-        fo.max_seq_length = std::min<int64_t>(512, model->config.max_position_embeddings);
+        fo.max_seq_length = std::min<int64_t>(512, config.max_position_embeddings);
         const auto t0 = Clock::now();
         for (const auto& e : examples) {  // batch 1, tokenization included, as the paper timed STS-B
           const TaskFeatures f = make_features(tok, {e}, fo, spec->is_pair());
           const auto ids = torch::tensor(std::vector<int64_t>(f.ids[0].begin(), f.ids[0].end())).unsqueeze(0).to(device);
-          infer(*model, ids, torch::ones_like(ids));
+          infer(model, ids, torch::ones_like(ids));
         }
         row.task_pass_s = ms_since(t0) / 1000.0;
         row.task_examples = static_cast<int64_t>(examples.size());

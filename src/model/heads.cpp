@@ -106,9 +106,14 @@ torch::Tensor ModelImpl::mlm_logits(const torch::Tensor& hidden) {
 
 ModelOutput ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                const torch::Tensor& token_type_ids, const ForwardOptions& opt) {
-  using torch::indexing::Slice;
   ModelOutput out;
   out.encoder = bert(input_ids, attention_mask, token_type_ids, opt);
+  apply_head(out);
+  return out;
+}
+
+void ModelImpl::apply_head(ModelOutput& out) {
+  using torch::indexing::Slice;
   const auto& h = out.encoder.last_hidden_state;  // (B, T, H)
   switch (head) {
     case HeadKind::None: break;
@@ -118,7 +123,8 @@ ModelOutput ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tens
         auto x = torch::relu(pre_classifier(h.index({Slice(), 0})));  // (B, H)
         out.logits = classifier(head_dropout(x));                       // (B, C)
       } else {
-        out.logits = classifier(head_dropout(out.encoder.pooled));     // (B, C)
+        if (!out.encoder.pooled.defined()) out.encoder.pooled = bert->pooler(h);  // (B, H)
+        out.logits = classifier(head_dropout(out.encoder.pooled));               // (B, C)
       }
       break;
     case HeadKind::QuestionAnswering: {
@@ -128,7 +134,6 @@ ModelOutput ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tens
       break;
     }
   }
-  return out;
 }
 
 void init_weights(ModelImpl& model, c10::optional<at::Generator> generator) {

@@ -47,15 +47,16 @@ TEST(Bench, RowsForEveryModelAndPrecision) {
   opt.repetitions = 3;
   opt.task_file = (root / "STS-B" / "dev.tsv").string();
   const auto rows = bench_models({(root / "big").string(), (root / "small").string()}, opt);
-  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(rows[0].precision, "fp32");
   EXPECT_EQ(rows[1].precision, "bf16");
+  EXPECT_EQ(rows[2].precision, "int8");
   EXPECT_EQ(rows[0].architecture, "BertForSequenceClassification");
-  EXPECT_EQ(rows[2].architecture, "DistilBertForMaskedLM");
+  EXPECT_EQ(rows[3].architecture, "DistilBertForMaskedLM");
   Model big = load_model((root / "big").string());
   EXPECT_EQ(rows[0].parameters, parameter_count(*big));
   Model small = load_model((root / "small").string());
-  EXPECT_EQ(rows[2].parameters, parameter_count(*small));
+  EXPECT_EQ(rows[3].parameters, parameter_count(*small));
   EXPECT_GE(rows[0].disk_bytes, 4 * rows[0].parameters) << "fp32 weights on disk";
   for (const auto& r : rows) {
     ASSERT_EQ(r.latency.size(), 2u);
@@ -72,9 +73,9 @@ TEST(Bench, RowsForEveryModelAndPrecision) {
   EXPECT_NE(md.find("| model | precision | params | weights on disk | batch 1, 8 tokens: p50 / p90 ms |"), std::string::npos) << md;
   EXPECT_NE(md.find("task pass (10 ex., batch 1): s"), std::string::npos) << md;
   EXPECT_NE(md.find("| fp32 | "), std::string::npos) << md;
-  EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 6) << md;
+  EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 8) << md;
   const auto j = bench_json(rows, opt);
-  EXPECT_EQ(j["rows"].size(), 4u);
+  EXPECT_EQ(j["rows"].size(), 6u);
   EXPECT_FALSE(j["build"]["retort"].get<std::string>().empty());
 
   opt.task_file.clear();
@@ -84,7 +85,7 @@ TEST(Bench, RowsForEveryModelAndPrecision) {
   opt.seq_lens = {8};
   opt.precisions = {"fp16"};
   e = error_of([&] { bench_models({(root / "small").string()}, opt); });
-  EXPECT_NE(e.find("precision fp16 is not supported"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown precision 'fp16' (fp32, bf16, int8)"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -1,0 +1,153 @@
+// The inference engine against the training model: fp32 equal to Model::forward within float
+// rounding for both model types and every head (padded batches, token types, [CLS]-only last layer),
+// bf16 and int8 close to fp32, and bad requests as clear errors.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "retort/error.h"
+#include "retort/inference.h"
+#include "test_paths.h"
+
+namespace retort {
+namespace {
+
+using test::error_of;
+
+ModelConfig small_config(ModelType type) {
+  ModelConfig c;
+  c.model_type = type;
+  c.vocab_size = 60;
+  c.hidden_size = 32;
+  c.num_hidden_layers = 3;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = 24;
+  c.type_vocab_size = type == ModelType::Bert ? 2 : 0;
+  c.initializer_range = 0.2;  // well away from the identity, so layers matter
+  c.id2label = {"neg", "pos", "neutral"};
+  return c;
+}
+
+Model make_model(ModelType type, HeadKind head) {
+  torch::manual_seed(11);
+  Model m(small_config(type), head);
+  init_weights(*m);
+  {
+    torch::NoGradGuard no_grad;  // LayerNorm weights and biases away from 1/0, so they are exercised
+    for (auto& p : m->named_parameters()) {
+      if (p.key().find("LayerNorm") != std::string::npos) p.value().add_(torch::randn_like(p.value()) * 0.1);
+    }
+  }
+  m->eval();
+  return m;
+}
+
+struct Batch {
+  torch::Tensor ids, mask, types;  // (B, T)
+};
+
+Batch padded_batch() {
+  torch::manual_seed(5);
+  Batch b;
+  b.ids = torch::randint(1, 60, {3, 11}, torch::kLong);
+  b.mask = torch::ones({3, 11}, torch::kLong);
+  b.mask.index_put_({1, torch::indexing::Slice(7, 11)}, 0);
+  b.mask.index_put_({2, torch::indexing::Slice(3, 11)}, 0);
+  b.types = torch::zeros({3, 11}, torch::kLong);
+  b.types.index_put_({0, torch::indexing::Slice(6, 11)}, 1);
+  return b;
+}
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+double max_abs(const torch::Tensor& a) { return a.abs().max().item<double>(); }
+
+// The head's output tensor that a test compares.
+torch::Tensor head_output(const ModelOutput& o, HeadKind head) {
+  if (head == HeadKind::QuestionAnswering) return torch::stack({o.start_logits, o.end_logits});
+  if (head == HeadKind::None) return o.encoder.last_hidden_state;
+  return o.logits;
+}
+
+class Parity : public ::testing::TestWithParam<std::tuple<ModelType, HeadKind>> {};
+
+TEST_P(Parity, Fp32EqualsTheTrainingForwardAndBf16Int8StayClose) {
+  const auto [type, head] = GetParam();
+  const Batch b = padded_batch();
+  const torch::Tensor types = type == ModelType::Bert ? b.types : torch::Tensor();
+  Model ref_model = make_model(type, head);
+  torch::Tensor ref, ref_hidden;
+  {
+    torch::NoGradGuard no_grad;
+    const ModelOutput o = ref_model->forward(b.ids, b.mask, types);
+    ref = head_output(o, head);
+    ref_hidden = o.encoder.last_hidden_state;  // (B, T, H)
+  }
+  const double scale = max_abs(ref);
+  ASSERT_GT(scale, 0.1);
+  const InferenceModel fp32(make_model(type, head), Precision::Fp32);
+  const ModelOutput o = fp32.forward(b.ids, b.mask, types);
+  EXPECT_LT(max_diff(head_output(o, head), ref), 1e-5 * std::max(1.0, scale));
+  // encode() keeps every position whatever the head; forward() keeps only [CLS] for classification.
+  EXPECT_LT(max_diff(fp32.encode(b.ids, b.mask, types), ref_hidden), 1e-5);
+  if (head == HeadKind::SequenceClassification) {
+    EXPECT_EQ(o.encoder.last_hidden_state.size(1), 1);
+    EXPECT_LT(max_diff(o.encoder.last_hidden_state.squeeze(1), ref_hidden.select(1, 0)), 1e-5);
+  }
+  // Reduced precisions: close to fp32 relative to the output's size (bf16 keeps 8 bits of mantissa,
+  // int8 weights 7 bits per channel plus activations quantized per call).
+  for (const auto& [p, tol] : {std::pair{Precision::Bf16, 0.05}, std::pair{Precision::Int8, 0.08}}) {
+    const InferenceModel reduced(make_model(type, head), p);
+    const torch::Tensor out = head_output(reduced.forward(b.ids, b.mask, types), head);
+    EXPECT_EQ(out.scalar_type(), torch::kFloat) << precision_name(p);
+    EXPECT_LT(max_diff(out, ref), tol * scale) << precision_name(p);
+    EXPECT_GT(max_diff(out, ref), 0.0) << precision_name(p) << " should not be fp32 in disguise";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TypesAndHeads, Parity,
+    ::testing::Combine(::testing::Values(ModelType::Bert, ModelType::DistilBert),
+                       ::testing::Values(HeadKind::None, HeadKind::MaskedLM, HeadKind::SequenceClassification,
+                                         HeadKind::QuestionAnswering)));
+
+TEST(Inference, AnAllOnesMaskIsTheSameAsNoMask) {
+  const InferenceModel m(make_model(ModelType::Bert, HeadKind::None), Precision::Fp32);
+  const Batch b = padded_batch();
+  const torch::Tensor ones = torch::ones_like(b.ids);
+  EXPECT_EQ(max_diff(m.encode(b.ids, ones), m.encode(b.ids, torch::Tensor())), 0.0);
+}
+
+TEST(Inference, PaddingDoesNotChangeTheRealTokens) {
+  // Row 2 alone, unpadded, gives the same hidden states as inside the padded batch.
+  const InferenceModel m(make_model(ModelType::DistilBert, HeadKind::None), Precision::Fp32);
+  const Batch b = padded_batch();
+  const torch::Tensor alone = m.encode(b.ids.slice(0, 2, 3).slice(1, 0, 3), torch::Tensor());  // (1, 3, H)
+  const torch::Tensor in_batch = m.encode(b.ids, b.mask).slice(0, 2, 3).slice(1, 0, 3);
+  EXPECT_LT(max_diff(alone, in_batch), 1e-5);
+}
+
+TEST(Inference, Int8PacksTheWeightsAndShrinksNothingItShouldNot) {
+  EXPECT_FALSE(int8_engines().empty());
+  const InferenceModel m(make_model(ModelType::Bert, HeadKind::SequenceClassification), Precision::Int8);
+  EXPECT_EQ(m.precision(), Precision::Int8);
+  EXPECT_EQ(m.model().classifier->weight.scalar_type(), torch::kFloat);  // heads stay fp32
+}
+
+TEST(Inference, BadRequestsAreClearErrors) {
+  EXPECT_NE(error_of([] { parse_precision("int4"); }).find("unknown precision 'int4' (fp32, bf16, int8)"),
+            std::string::npos);
+  EXPECT_EQ(parse_precision("bfloat16"), Precision::Bf16);
+  const InferenceModel m(make_model(ModelType::Bert, HeadKind::None), Precision::Fp32);
+  const torch::Tensor ids = torch::ones({1, 30}, torch::kLong);
+  EXPECT_NE(error_of([&] { m.encode(ids, torch::Tensor()); }).find("exceeds max_position_embeddings 24"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { m.encode(torch::ones({4}, torch::kLong), torch::Tensor()); }).find("(batch, seq)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { m.encode(ids.slice(1, 0, 5), torch::ones({1, 4}, torch::kLong)); })
+                .find("does not match input_ids"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace retort
