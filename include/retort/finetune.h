@@ -21,6 +21,8 @@
 
 namespace retort {
 
+class InferenceModel;
+
 // ---- features -------------------------------------------------------------------------------------
 
 struct FeatureOptions {
@@ -97,6 +99,10 @@ struct EvalResult {
 // Runs `model` over the examples (inference mode, length-sorted batches, results in input order).
 // labelled: metrics are computed; else only predictions.
 EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskSpec& spec,
+                             const std::vector<TaskExample>& examples, const EvalOptions& opt, bool labelled = true);
+// The same through the inference engine (fp32, bf16 or int8 as `model` was prepared); opt.bf16 and
+// opt.device do not apply.
+EvalResult evaluate_examples(const InferenceModel& model, const Tokenizer& tok, const TaskSpec& spec,
                              const std::vector<TaskExample>& examples, const EvalOptions& opt, bool labelled = true);
 // Every dev set of the task under data_dir.
 std::vector<EvalResult> evaluate_task(ModelImpl& model, const Tokenizer& tok, const TaskSpec& spec,

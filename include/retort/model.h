@@ -112,12 +112,12 @@ struct LayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(Layer);
 
-struct EncoderImpl : torch::nn::Module {
-  explicit EncoderImpl(const ModelConfig& c);
+struct LayerStackImpl : torch::nn::Module {
+  explicit LayerStackImpl(const ModelConfig& c);
   torch::nn::ModuleList layer{nullptr};
   std::vector<Layer> layers;  // typed views of `layer`
 };
-TORCH_MODULE(Encoder);
+TORCH_MODULE(LayerStack);  // HF's "encoder": the list of layers
 
 struct PoolerImpl : torch::nn::Module {
   explicit PoolerImpl(const ModelConfig& c);
@@ -134,7 +134,7 @@ struct BertModelImpl : torch::nn::Module {
                         const torch::Tensor& token_type_ids, const ForwardOptions& opt = {});
   ModelConfig config;
   Embeddings embeddings{nullptr};
-  Encoder encoder{nullptr};
+  LayerStack encoder{nullptr};
   Pooler pooler{nullptr};
 };
 TORCH_MODULE(BertModel);

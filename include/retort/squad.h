@@ -21,6 +21,8 @@
 
 namespace retort {
 
+class InferenceModel;
+
 struct SquadQuestion {
   std::string id, question, context;
   std::vector<std::string> answers;          // texts; empty when impossible
@@ -86,6 +88,12 @@ std::map<std::string, std::string> answer_squad(ModelImpl& model, const Tokenize
                                                 const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
                                                 int64_t* n_features = nullptr);
 SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vector<SquadQuestion>& questions,
+                         const SquadOptions& opt);
+// The same through the inference engine (fp32, bf16 or int8 as `model` was prepared; opt.bf16 does not apply).
+std::map<std::string, std::string> answer_squad(const InferenceModel& model, const Tokenizer& tok,
+                                                const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
+                                                int64_t* n_features = nullptr);
+SquadEval evaluate_squad(const InferenceModel& model, const Tokenizer& tok, const std::vector<SquadQuestion>& questions,
                          const SquadOptions& opt);
 
 struct SquadFinetuneConfig {

@@ -152,7 +152,7 @@ LayerOutput LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask
   return out;
 }
 
-EncoderImpl::EncoderImpl(const ModelConfig& c) {
+LayerStackImpl::LayerStackImpl(const ModelConfig& c) {
   layer = register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     layers.push_back(Layer(c));
@@ -174,7 +174,7 @@ torch::Tensor PoolerImpl::forward(const torch::Tensor& hidden) {
 BertModelImpl::BertModelImpl(const ModelConfig& c, bool add_pooler) : config(c) {
   c.validate();
   embeddings = register_module("embeddings", Embeddings(c));
-  encoder = register_module("encoder", Encoder(c));
+  encoder = register_module("encoder", LayerStack(c));
   if (add_pooler) pooler = register_module("pooler", Pooler(c));
 }
 

@@ -1,11 +1,13 @@
 // Task models, evaluation and the fine-tuning loop (with optional task-specific distillation).
 #include "retort/finetune.h"
+#include "retort/inference.h"
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -135,9 +137,12 @@ nlohmann::json EvalResult::to_json(bool with_predictions) const {
   return j;
 }
 
-EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskSpec& spec,
-                             const std::vector<TaskExample>& all_examples, const EvalOptions& opt, bool labelled) {
-  check_head_fits(model, spec, "model");
+namespace {
+
+// The evaluation loop behind both evaluate_examples: `logits` maps a padded batch to fp32 (B, C).
+EvalResult evaluate_with(const std::function<torch::Tensor(const TaskBatch&)>& logits, const Tokenizer& tok,
+                         const TaskSpec& spec, const std::vector<TaskExample>& all_examples, const EvalOptions& opt,
+                         bool labelled) {
   const auto t0 = Clock::now();
   std::vector<TaskExample> limited;
   const std::vector<TaskExample>* examples = &all_examples;
@@ -148,9 +153,6 @@ EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskS
   check(!examples->empty(), "task ", spec.name, ": nothing to evaluate");
   const torch::Device device = parse_device(opt.device);
   const TaskFeatures f = make_features(tok, *examples, opt.features, spec.is_pair());
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
   EvalResult r;
   r.examples = static_cast<int64_t>(examples->size());
   const bool regression = spec.kind == TaskKind::Regression;
@@ -162,11 +164,11 @@ EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskS
   }
   for (const auto& rows : length_grouped_batches(f, opt.batch_size, false, 0)) {
     const TaskBatch b = make_task_batch(f, *examples, rows, spec.kind, tok.pad_id(), false, device);
-    const torch::Tensor logits = task_logits(model, b, opt.bf16, device).cpu();  // (B, C)
+    const torch::Tensor out = logits(b).cpu();  // (B, C)
     if (regression) {
-      for (size_t i = 0; i < rows.size(); ++i) r.predicted_scores[rows[i]] = logits[static_cast<int64_t>(i)][0].item<double>();
+      for (size_t i = 0; i < rows.size(); ++i) r.predicted_scores[rows[i]] = out[static_cast<int64_t>(i)][0].item<double>();
     } else {
-      const torch::Tensor probs = torch::softmax(logits, -1).contiguous();  // (B, C)
+      const torch::Tensor probs = torch::softmax(out, -1).contiguous();  // (B, C)
       const int64_t c = probs.size(1);
       const float* p = probs.data_ptr<float>();
       for (size_t i = 0; i < rows.size(); ++i) {
@@ -189,9 +191,34 @@ EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskS
     r.metrics = task_metrics(spec, r.predicted_labels, labels, r.predicted_scores, scores);
     r.score = task_score(spec, r.metrics);
   }
-  if (was_training) model.train();
   r.seconds = seconds_since(t0);
   return r;
+}
+
+}  // namespace
+
+EvalResult evaluate_examples(ModelImpl& model, const Tokenizer& tok, const TaskSpec& spec,
+                             const std::vector<TaskExample>& examples, const EvalOptions& opt, bool labelled) {
+  check_head_fits(model, spec, "model");
+  const torch::Device device = parse_device(opt.device);
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  EvalResult r = evaluate_with([&](const TaskBatch& b) { return task_logits(model, b, opt.bf16, device); }, tok,
+                               spec, examples, opt, labelled);
+  if (was_training) model.train();
+  return r;
+}
+
+EvalResult evaluate_examples(const InferenceModel& model, const Tokenizer& tok, const TaskSpec& spec,
+                             const std::vector<TaskExample>& examples, const EvalOptions& opt, bool labelled) {
+  check_head_fits(model.model(), spec, "model");
+  const bool types = model.config().type_vocab_size > 0;
+  return evaluate_with(
+      [&](const TaskBatch& b) {
+        return model.forward(b.input_ids, b.attention_mask, types ? b.token_type_ids : torch::Tensor()).logits;
+      },
+      tok, spec, examples, opt, labelled);
 }
 
 std::vector<EvalResult> evaluate_task(ModelImpl& model, const Tokenizer& tok, const TaskSpec& spec,

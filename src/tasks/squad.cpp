@@ -1,7 +1,9 @@
 // SQuAD: reading, windows, span decoding, scoring, fine-tuning.
 #include "retort/squad.h"
+#include "retort/inference.h"
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <filesystem>
 #include <limits>
@@ -304,19 +306,17 @@ Model load_qa_model(const std::string& dir, const torch::Device& device, uint64_
   return model;
 }
 
-std::map<std::string, std::string> answer_squad(ModelImpl& model, const Tokenizer& tok,
-                                                const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
-                                                int64_t* n_features) {
-  check(model.head == HeadKind::QuestionAnswering, "the model has no question-answering head");
+namespace {
+
+// The decoding loop behind both answer_squad: `logits` maps a padded batch of windows to fp32 logits.
+std::map<std::string, std::string> answer_with(const std::function<QaLogits(const QaBatch&)>& logits,
+                                               const Tokenizer& tok, const std::vector<SquadQuestion>& questions,
+                                               const SquadOptions& opt, int64_t* n_features) {
   const auto features = make_squad_features(tok, questions, opt);
   const torch::Device device = parse_device(opt.device);
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
   std::vector<std::vector<float>> starts(features.size()), ends(features.size());
   for (const auto& rows : feature_batches(features, opt.batch_size, false, 0)) {
-    const QaBatch b = pad_features(features, rows, tok.pad_id(), device);
-    const QaLogits l = qa_logits(model, b.ids, b.types, b.mask, opt.bf16, device);
+    const QaLogits l = logits(pad_features(features, rows, tok.pad_id(), device));
     const torch::Tensor s = l.start.cpu().contiguous(), e = l.end.cpu().contiguous();  // (B, T)
     for (size_t i = 0; i < rows.size(); ++i) {
       const float* ps = s[static_cast<int64_t>(i)].data_ptr<float>();
@@ -326,22 +326,68 @@ std::map<std::string, std::string> answer_squad(ModelImpl& model, const Tokenize
       ends[rows[i]].assign(pe, pe + n);
     }
   }
-  if (was_training) model.train();
   if (n_features) *n_features = static_cast<int64_t>(features.size());
   return decode_squad(questions, features, starts, ends, opt);
+}
+
+std::vector<SquadQuestion> first_questions(const std::vector<SquadQuestion>& all, const SquadOptions& opt) {
+  const bool cut = opt.max_questions > 0 && static_cast<size_t>(opt.max_questions) < all.size();
+  return std::vector<SquadQuestion>(all.begin(), cut ? all.begin() + opt.max_questions : all.end());
+}
+
+SquadEval scored(const std::vector<SquadQuestion>& questions, const std::map<std::string, std::string>& answers,
+                 int64_t n_features, const SquadOptions& opt, Clock::time_point t0) {
+  SquadEval r = score_squad(questions, answers, opt.version_2);
+  r.features = n_features;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> answer_squad(ModelImpl& model, const Tokenizer& tok,
+                                                const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
+                                                int64_t* n_features) {
+  check(model.head == HeadKind::QuestionAnswering, "the model has no question-answering head");
+  const torch::Device device = parse_device(opt.device);
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  auto answers = answer_with([&](const QaBatch& b) { return qa_logits(model, b.ids, b.types, b.mask, opt.bf16, device); },
+                             tok, questions, opt, n_features);
+  if (was_training) model.train();
+  return answers;
+}
+
+std::map<std::string, std::string> answer_squad(const InferenceModel& model, const Tokenizer& tok,
+                                                const std::vector<SquadQuestion>& questions, const SquadOptions& opt,
+                                                int64_t* n_features) {
+  check(model.head() == HeadKind::QuestionAnswering, "the model has no question-answering head");
+  const bool types = model.config().type_vocab_size > 0;
+  return answer_with(
+      [&](const QaBatch& b) {
+        const ModelOutput o = model.forward(b.ids, b.mask, types ? b.types : torch::Tensor());
+        return QaLogits{o.start_logits, o.end_logits};
+      },
+      tok, questions, opt, n_features);
 }
 
 SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
                          const SquadOptions& opt) {
   const auto t0 = Clock::now();
-  std::vector<SquadQuestion> questions(all.begin(), opt.max_questions > 0 && static_cast<size_t>(opt.max_questions) < all.size()
-                                                        ? all.begin() + opt.max_questions : all.end());
+  const auto questions = first_questions(all, opt);
   int64_t n_features = 0;
   const auto answers = answer_squad(model, tok, questions, opt, &n_features);
-  SquadEval r = score_squad(questions, answers, opt.version_2);
-  r.features = n_features;
-  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  return r;
+  return scored(questions, answers, n_features, opt, t0);
+}
+
+SquadEval evaluate_squad(const InferenceModel& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
+                         const SquadOptions& opt) {
+  const auto t0 = Clock::now();
+  const auto questions = first_questions(all, opt);
+  int64_t n_features = 0;
+  const auto answers = answer_squad(model, tok, questions, opt, &n_features);
+  return scored(questions, answers, n_features, opt, t0);
 }
 
 SquadFinetuneConfig SquadFinetuneConfig::from_json(const json& j) {

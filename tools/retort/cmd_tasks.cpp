@@ -13,6 +13,7 @@
 #include "retort/fs.h"
 #include "retort/glue_runner.h"
 #include "retort/heads.h"
+#include "retort/inference.h"
 #include "retort/runtime.h"
 #include "retort/squad.h"
 
@@ -96,6 +97,17 @@ void require_task_head(const std::string& dir, HeadKind want) {
         "); fine-tune it first (retort finetune)");
 }
 
+// evaluate / predict run the inference engine: --precision fp32|bf16|int8 (--bf16 is --precision bf16).
+void add_precision_flags(CLI::App* cmd, std::string& precision, bool& bf16) {
+  cmd->add_option("--precision", precision, "fp32, bf16 or int8 (dynamic quantization of the linear layers)")
+      ->capture_default_str();
+  cmd->add_flag("--bf16", bf16, "Same as --precision bf16");
+}
+
+Precision precision_of(const std::string& precision, const EvalOptions& eo) {
+  return eo.bf16 ? Precision::Bf16 : parse_precision(precision);
+}
+
 // SQuAD settings from evaluate/predict's flags: SQuAD's 384-token windows unless --max-seq-length is given.
 SquadOptions squad_options(const EvalOptions& eo, const CLI::Option* seq_flag, const std::string& device) {
   SquadOptions so;
@@ -156,7 +168,7 @@ void add_finetune(CLI::App& app, GlobalOptions& g, Runner& run) {
 
 void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
   struct Args {
-    std::string task, model, data, split, out, predictions;
+    std::string task, model, data, split, out, predictions, precision = "fp32";
     EvalOptions eo;
     CLI::Option* seq_opt = nullptr;
   };
@@ -173,7 +185,7 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
                                "Tokens per example (SQuAD: per window, default 384)")->capture_default_str();
   cmd->add_option("--truncation", a->eo.features.truncation, "longest_first or head+tail")->capture_default_str();
   cmd->add_option("--max-examples", a->eo.max_examples, "Only the first N examples (0: all)");
-  cmd->add_flag("--bf16", a->eo.bf16, "bf16 autocast");
+  add_precision_flags(cmd, a->precision, a->eo.bf16);
   cmd->callback([&run, &g, a] {
     run = [&g, a] {
       const TaskSpec& spec = resolve_task(a->task, a->model);
@@ -190,17 +202,18 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
               a->split);
         const std::string file = find_squad_file(a->data, "", a->split == "train" ? "train" : "dev");
         require_task_head(a->model, HeadKind::QuestionAnswering);
-        Model model = load_qa_model(a->model, parse_device(g.device), 0);
+        const InferenceModel model(load_qa_model(a->model, parse_device(g.device), 0), precision_of(a->precision, a->eo));
         const auto questions = read_squad(file);
         so.version_2 = squad_has_unanswerable(questions);
-        const SquadEval e = evaluate_squad(*model, Tokenizer::load(a->model), questions, so);
+        const SquadEval e = evaluate_squad(model, Tokenizer::load(a->model), questions, so);
         out = e.to_json();
         if (pred) {
           for (const auto& [id, text] : e.predictions) pred << nlohmann::json{{"id", id}, {"answer", text}}.dump() << "\n";
         }
       } else {
         require_task_head(a->model, HeadKind::SequenceClassification);
-        Model model = load_task_model(a->model, spec, parse_device(g.device), 0);
+        const InferenceModel model(load_task_model(a->model, spec, parse_device(g.device), 0),
+                                   precision_of(a->precision, a->eo));
         const Tokenizer tok = Tokenizer::load(a->model);
         std::vector<std::string> splits;
         if (!a->split.empty()) {
@@ -210,7 +223,7 @@ void add_evaluate(CLI::App& app, GlobalOptions& g, Runner& run) {
         }
         for (const auto& split : splits) {
           const auto examples = read_task_split(spec, a->data, split);
-          EvalResult r = evaluate_examples(*model, tok, spec, examples, a->eo);
+          EvalResult r = evaluate_examples(model, tok, spec, examples, a->eo);
           r.split = split;
           out[split] = r.to_json();
           for (size_t i = 0; pred && i < static_cast<size_t>(r.examples); ++i) {
@@ -237,6 +250,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
   struct Args {
     std::string task, model, file;
     std::vector<std::string> texts;
+    std::string precision = "fp32";
     EvalOptions eo;
     bool version_2 = false;
     CLI::Option* seq_opt = nullptr;
@@ -252,7 +266,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--batch-size", a->eo.batch_size, "Examples per batch")->capture_default_str();
   a->seq_opt = cmd->add_option("--max-seq-length", a->eo.features.max_seq_length,
                                "Tokens per example (SQuAD: per window, default 384)")->capture_default_str();
-  cmd->add_flag("--bf16", a->eo.bf16, "bf16 autocast");
+  add_precision_flags(cmd, a->precision, a->eo.bf16);
   cmd->callback([&run, &g, a] {
     run = [&g, a] {
       const TaskSpec& spec = resolve_task(a->task, a->model);
@@ -287,10 +301,10 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
           qs.push_back(std::move(q));
         }
         require_task_head(a->model, HeadKind::QuestionAnswering);
-        Model model = load_qa_model(a->model, parse_device(g.device), 0);
+        const InferenceModel model(load_qa_model(a->model, parse_device(g.device), 0), precision_of(a->precision, a->eo));
         SquadOptions so = squad_options(a->eo, a->seq_opt, g.device);
         so.version_2 = a->version_2;
-        const auto answers = answer_squad(*model, load_model_tokenizer(a->model), qs, so);
+        const auto answers = answer_squad(model, load_model_tokenizer(a->model), qs, so);
         for (const auto& q : qs) {
           std::cout << nlohmann::json{{"id", q.id}, {"question", q.question}, {"answer", answers.at(q.id)}}.dump() << "\n";
         }
@@ -312,8 +326,9 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
         examples.push_back(std::move(e));
       }
       require_task_head(a->model, HeadKind::SequenceClassification);
-      Model model = load_task_model(a->model, spec, parse_device(g.device), 0);
-      const EvalResult r = evaluate_examples(*model, Tokenizer::load(a->model), spec, examples, a->eo, false);
+      const InferenceModel model(load_task_model(a->model, spec, parse_device(g.device), 0),
+                                 precision_of(a->precision, a->eo));
+      const EvalResult r = evaluate_examples(model, Tokenizer::load(a->model), spec, examples, a->eo, false);
       for (size_t i = 0; i < examples.size(); ++i) {
         nlohmann::json p = {{"text", examples[i].text_a}};
         if (spec.is_pair()) p["text_pair"] = examples[i].text_b;
@@ -321,7 +336,7 @@ void add_predict(CLI::App& app, GlobalOptions& g, Runner& run) {
           p["score"] = r.predicted_scores[i];
         } else {
           const auto k = static_cast<size_t>(r.predicted_labels[i]);
-          p["label"] = model->config.id2label.at(k);
+          p["label"] = model.config().id2label.at(k);
           p["probability"] = r.probabilities[i][k];
         }
         std::cout << p.dump() << "\n";
