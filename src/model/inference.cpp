@@ -55,18 +55,20 @@ void select_int8_engine() {
                                                  : at::QEngine::QNNPACK);
 }
 
-// One linear layer y = x W^T + b: fp32/bf16 weights, or int8 weights per output channel packed for
-// the quantized engine (activations quantized per call).
+// One linear layer y = x W^T + b: fp32/bf16 weights stored transposed (in, out), or int8 weights per
+// output channel packed for the quantized engine (activations quantized per call). Measured at
+// 128 x 768 -> 2304 (bf16): linear(x, W) 1.20 ms, mm(x, W^T stored contiguous) 0.73 ms; oneDNN
+// re-lays out a transposed operand on every call.
 struct FastLinear {
-  torch::Tensor weight;  // (out, in), fp32 or bf16; undefined when packed
-  torch::Tensor bias;    // (out)
+  torch::Tensor weight_t;  // (in, out), fp32 or bf16; undefined when packed
+  torch::Tensor bias;      // (out)
   c10::intrusive_ptr<LinearPackedParamsBase> packed;
 
   FastLinear() = default;
   FastLinear(const torch::Tensor& w, const torch::Tensor& b, Precision p) {
     if (p != Precision::Int8) {
-      weight = w.contiguous();
-      bias = b;
+      weight_t = w.t().contiguous();
+      bias = b.contiguous();
       return;
     }
     const torch::Tensor wf = w.to(torch::kFloat).contiguous();                           // (out, in)
@@ -81,9 +83,16 @@ struct FastLinear {
   }
 
   torch::Tensor operator()(const torch::Tensor& x) const {  // (..., in) -> (..., out)
-    if (!packed) return torch::linear(x, weight, bias);
     auto sizes = x.sizes().vec();
-    const torch::Tensor y = packed->apply_dynamic(x.reshape({-1, sizes.back()}).contiguous(), false);  // (M, out)
+    const torch::Tensor x2 = x.reshape({-1, sizes.back()});  // (M, in)
+    torch::Tensor y;                                          // (M, out)
+    if (packed) {
+      y = packed->apply_dynamic(x2.contiguous(), false);
+    } else if (weight_t.scalar_type() == torch::kBFloat16) {
+      y = torch::mm(x2, weight_t).add_(bias);
+    } else {
+      y = torch::addmm(bias, x2, weight_t);
+    }
     sizes.back() = y.size(1);
     return y.view(sizes);
   }
@@ -94,7 +103,7 @@ struct FastLayer {
   FastLinear attn_out;   // (H, H)
   FastLinear inter;      // (I, H)
   FastLinear out;        // (H, I)
-  torch::Tensor ln1_w, ln1_b, ln2_w, ln2_b;  // (H)
+  torch::Tensor ln1_w, ln1_b, ln2_w, ln2_b;  // (H) fp32 whatever the precision
 };
 
 }  // namespace
@@ -126,10 +135,18 @@ struct InferenceModel::Impl {
     const torch::Tensor ctx = torch::matmul(probs, v).transpose(1, 2).reshape({B, Tq, H});  // (B, Tq, H)
     torch::Tensor h = L.attn_out(ctx);                                          // (B, Tq, H)
     h.add_(residual);
-    h = torch::layer_norm(h, {H}, L.ln1_w, L.ln1_b, eps);
+    h = norm(h, L.ln1_w, L.ln1_b);
     torch::Tensor y = L.out(apply_activation(act, L.inter(h)));  // (B, Tq, I) -> (B, Tq, H)
     y.add_(h);
-    return torch::layer_norm(y, {H}, L.ln2_w, L.ln2_b, eps);
+    return norm(y, L.ln2_w, L.ln2_b);
+  }
+
+  // LayerNorm with fp32 weights. A bf16 input is normalised in fp32 and cast back: libtorch 1.13's
+  // bf16 layer_norm is not vectorised (measured at 128 x 768: 0.60 ms against 0.06 ms in fp32, and
+  // 0.24 ms with both casts).
+  torch::Tensor norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const {
+    if (x.scalar_type() == torch::kFloat) return torch::layer_norm(x, {x.size(-1)}, w, b, eps);
+    return torch::layer_norm(x.to(torch::kFloat), {x.size(-1)}, w, b, eps).to(x.scalar_type());
   }
 
   // Runs embeddings and layers; first_only applies to the last layer. (B, T or 1, H) in the working dtype.
@@ -179,10 +196,10 @@ InferenceModel::InferenceModel(Model model, Precision precision) : impl_(std::ma
     L.attn_out = FastLinear(ao->dense->weight, ao->dense->bias, precision);
     L.inter = FastLinear(layer->intermediate->dense->weight, layer->intermediate->dense->bias, precision);
     L.out = FastLinear(layer->output->dense->weight, layer->output->dense->bias, precision);
-    L.ln1_w = ao->LayerNorm->weight;
-    L.ln1_b = ao->LayerNorm->bias;
-    L.ln2_w = layer->output->LayerNorm->weight;
-    L.ln2_b = layer->output->LayerNorm->bias;
+    L.ln1_w = ao->LayerNorm->weight.to(torch::kFloat);
+    L.ln1_b = ao->LayerNorm->bias.to(torch::kFloat);
+    L.ln2_w = layer->output->LayerNorm->weight.to(torch::kFloat);
+    L.ln2_b = layer->output->LayerNorm->bias.to(torch::kFloat);
     m.layers.push_back(std::move(L));
   }
 }

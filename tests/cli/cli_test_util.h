@@ -20,12 +20,12 @@ struct Result {
   std::string out, err;
 };
 
-// Runs the built retort binary through the shell; stdin from `input` when given.
-inline Result run_cli(const std::string& args, const std::string& input = "") {
+// Runs a program through the shell; stdin from `input` when given.
+inline Result run_program(const std::string& program, const std::string& args, const std::string& input = "") {
   const std::string err_file = test::temp_path("cli_stderr.txt").string();
   const std::string in_file = test::temp_path("cli_stdin.txt").string();
   write_file_atomic(in_file, input);
-  const std::string cmd = std::string(RETORT_CLI_PATH) + " " + args + " < " + in_file + " 2> " + err_file;
+  const std::string cmd = program + " " + args + " < " + in_file + " 2> " + err_file;
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -36,6 +36,11 @@ inline Result run_cli(const std::string& args, const std::string& input = "") {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.err = read_file(err_file);
   return r;
+}
+
+// Runs the built retort binary.
+inline Result run_cli(const std::string& args, const std::string& input = "") {
+  return run_program(RETORT_CLI_PATH, args, input);
 }
 
 inline std::string q(const std::string& s) { return "'" + s + "'"; }
