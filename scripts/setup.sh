@@ -16,6 +16,7 @@ packages=(
   libutf8proc-dev       # Unicode normalisation and categories for the tokenizer
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
+  libonnx-dev           # ONNX export: the schema, checker and shape inference
 )
 
 missing=()
@@ -28,6 +29,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ONNX Runtime's CPU build, from npm's onnxruntime-node with the machine's Node.js (its post-install step would download more,
+# so scripts are skipped). Optional: without it the tests that run ONNX Runtime skip, saying why.
+ort_version=1.20.1
+ort_dir="$build_dir/ort"
+if [ ! -f "$ort_dir/node_modules/onnxruntime-node/package.json" ] && command -v npm >/dev/null; then
+  mkdir -p "$ort_dir"
+  npm install --prefix "$ort_dir" --ignore-scripts --no-audit --no-fund --silent "onnxruntime-node@$ort_version" \
+    || echo "setup: npm could not install onnxruntime-node; ONNX Runtime checks will be skipped"
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0
