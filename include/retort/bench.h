@@ -24,6 +24,9 @@ struct BenchOptions {
   std::string task;       // its task name (default: guessed from the folder, e.g. STS-B)
   std::string device = "cpu";
   uint64_t seed = 1;
+  // Also time each model exported to ONNX in ONNX Runtime (a row "onnxruntime fp32") when it is
+  // installed (onnx_export.h: find_onnxruntime); skipped silently when it is not.
+  bool onnxruntime = true;
 };
 
 struct LatencyStat {

@@ -59,3 +59,12 @@ OrtResult run_onnxruntime(const OrtRunner& ort, const std::string& model_path,
                           const std::map<std::string, torch::Tensor>& inputs, int reps = 0, int threads = 0);
 
 }  // namespace retort
+
+namespace retort {
+
+// Runs `model` and the exported `onnx_path` on the same padded batch of random tokens (2 x 16, the
+// second row half padding, segments for BERT) and returns the largest absolute difference over the
+// head's outputs.
+double onnx_max_difference(ModelImpl& model, const std::string& onnx_path, const OrtRunner& ort);
+
+}  // namespace retort

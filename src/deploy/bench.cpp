@@ -10,11 +10,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+
+#include <unistd.h>
 
 #include "retort/checkpoint.h"
 #include "retort/error.h"
 #include "retort/finetune.h"
 #include "retort/inference.h"
+#include "retort/onnx_export.h"
 #include "retort/runtime.h"
 #include "retort/tasks.h"
 #include "retort/version.h"
@@ -62,6 +66,50 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// The same model exported to ONNX and timed inside ONNX Runtime (Node.js, onnxruntime-node) with the
+// same threads, random tokens, lengths and repetitions; the task pass is not run there.
+BenchRow bench_onnxruntime(const std::string& dir, const BenchOptions& opt, const OrtRunner& ort, size_t index) {
+  Model model = load_model(dir);
+  BenchRow row;
+  row.model = dir;
+  row.architecture = architecture_name(model->config.model_type, model->head);
+  row.parameters = parameter_count(*model);
+  row.disk_bytes = weight_bytes(dir);
+  row.precision = "onnxruntime fp32";
+  const fs::path path = fs::temp_directory_path() / ("retort_bench_" + std::to_string(::getpid()) + "_" +
+                                                     std::to_string(index) + ".onnx");
+  export_onnx(*model, path.string());
+  const ModelConfig& c = model->config;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(opt.seed);
+  auto inputs = [&](int64_t b, int64_t t) {
+    std::map<std::string, torch::Tensor> in;
+    in["input_ids"] = torch::randint(1000, c.vocab_size, {b, t}, gen, torch::kLong);
+    in["input_ids"].index_put_({torch::indexing::Slice(), 0}, 101 % c.vocab_size);
+    in["attention_mask"] = torch::ones({b, t}, torch::kLong);
+    if (c.type_vocab_size > 0) in["token_type_ids"] = torch::zeros({b, t}, torch::kLong);
+    return in;
+  };
+  const int threads = at::get_num_threads();
+  for (int64_t t : opt.seq_lens) {
+    const OrtResult r = run_onnxruntime(ort, path.string(), inputs(1, t), static_cast<int>(opt.repetitions), threads);
+    LatencyStat s;
+    s.seq = t;
+    s.p50_ms = percentile(r.latency_ms, 50);
+    s.p90_ms = percentile(r.latency_ms, 90);
+    for (double m : r.latency_ms) s.mean_ms += m / static_cast<double>(r.latency_ms.size());
+    row.latency.push_back(s);
+  }
+  if (opt.throughput_batch > 0) {
+    const int reps = static_cast<int>(std::max<int64_t>(2, opt.repetitions / 5));
+    const OrtResult r = run_onnxruntime(ort, path.string(), inputs(opt.throughput_batch, opt.throughput_seq), reps, threads);
+    double total_ms = 0;
+    for (double m : r.latency_ms) total_ms += m;
+    row.throughput = static_cast<double>(reps * opt.throughput_batch) / (total_ms / 1000.0);
+  }
+  fs::remove(path);
+  return row;
+}
+
 }  // namespace
 
 double percentile(std::vector<double> v, double p) {
@@ -83,6 +131,9 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
     spec = &task_of_file(opt);
     examples = read_glue_tsv(*spec, opt.task_file, /*labelled=*/false);
   }
+  OrtRunner ort;
+  ort.missing = "not asked for";
+  if (opt.onnxruntime) ort = find_onnxruntime();
   std::vector<BenchRow> rows;
   for (const auto& dir : dirs) {
     for (const auto& precision : opt.precisions) {
@@ -145,6 +196,7 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
       }
       rows.push_back(std::move(row));
     }
+    if (ort.available()) rows.push_back(bench_onnxruntime(dir, opt, ort, rows.size()));
   }
   return rows;
 }
@@ -176,7 +228,7 @@ std::string bench_markdown(const std::vector<BenchRow>& rows, const BenchOptions
          fmt("%.1f MB", static_cast<double>(r.disk_bytes) / 1e6) + " |";
     for (const auto& l : r.latency) s += " " + fmt("%.2f", l.p50_ms) + " / " + fmt("%.2f", l.p90_ms) + " |";
     s += " " + fmt("%.1f", r.throughput) + " |";
-    if (task) s += " " + fmt("%.2f", r.task_pass_s) + " |";
+    if (task) s += r.task_examples > 0 ? " " + fmt("%.2f", r.task_pass_s) + " |" : " - |";
     const double speed = (!r.latency.empty() && ref && !ref->latency.empty())
                              ? ref->latency.back().p50_ms / r.latency.back().p50_ms : 0.0;
     s += " " + fmt("%.2fx", speed) + " |\n";

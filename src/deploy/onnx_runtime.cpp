@@ -89,3 +89,47 @@ OrtResult run_onnxruntime(const OrtRunner& ort, const std::string& model_path,
 }
 
 }  // namespace retort
+
+namespace retort {
+
+double onnx_max_difference(ModelImpl& model, const std::string& onnx_path, const OrtRunner& ort) {
+  const ModelConfig& c = model.config;
+  const int64_t T = std::min<int64_t>(16, c.max_position_embeddings);
+  torch::manual_seed(0);
+  std::map<std::string, torch::Tensor> in;
+  in["input_ids"] = torch::randint(std::min<int64_t>(1000, c.vocab_size - 1), c.vocab_size, {2, T}, torch::kLong);
+  in["attention_mask"] = torch::ones({2, T}, torch::kLong);
+  in["attention_mask"].index_put_({1, torch::indexing::Slice(T / 2, T)}, 0);
+  if (c.type_vocab_size > 0) {
+    in["token_type_ids"] = torch::zeros({2, T}, torch::kLong);
+    if (c.type_vocab_size > 1) in["token_type_ids"].index_put_({torch::indexing::Slice(), torch::indexing::Slice(T / 2, T)}, 1);
+  }
+  ModelOutput ref;
+  {
+    torch::NoGradGuard no_grad;
+    model.eval();
+    ref = model.forward(in["input_ids"], in["attention_mask"],
+                        c.type_vocab_size > 0 ? in["token_type_ids"] : torch::Tensor());
+  }
+  const OrtResult got = run_onnxruntime(ort, onnx_path, in);
+  std::map<std::string, torch::Tensor> want;
+  switch (model.head) {
+    case HeadKind::None: want["last_hidden_state"] = ref.encoder.last_hidden_state; break;
+    case HeadKind::MaskedLM:
+    case HeadKind::SequenceClassification: want["logits"] = ref.logits; break;
+    case HeadKind::QuestionAnswering:
+      want["start_logits"] = ref.start_logits;
+      want["end_logits"] = ref.end_logits;
+      break;
+  }
+  double worst = 0;
+  for (const auto& [name, w] : want) {
+    check(got.outputs.count(name) != 0, onnx_path, ": ONNX Runtime gave no output '", name, "'");
+    const torch::Tensor& g = got.outputs.at(name);
+    check(g.sizes() == w.sizes(), onnx_path, ": output '", name, "' has shape ", g.sizes(), ", Retort's ", w.sizes());
+    worst = std::max(worst, (g - w.to(torch::kCPU, torch::kFloat)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+}  // namespace retort

@@ -8,6 +8,7 @@
 #include "retort/bench.h"
 #include "retort/checkpoint.h"
 #include "retort/error.h"
+#include "retort/onnx_export.h"
 #include "test_paths.h"
 #include "tiny_model.h"
 
@@ -46,6 +47,7 @@ TEST(Bench, RowsForEveryModelAndPrecision) {
   opt.warmup = 1;
   opt.repetitions = 3;
   opt.task_file = (root / "STS-B" / "dev.tsv").string();
+  opt.onnxruntime = false;  // its rows are tested below
   const auto rows = bench_models({(root / "big").string(), (root / "small").string()}, opt);
   ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(rows[0].precision, "fp32");
@@ -86,6 +88,35 @@ TEST(Bench, RowsForEveryModelAndPrecision) {
   opt.precisions = {"fp16"};
   e = error_of([&] { bench_models({(root / "small").string()}, opt); });
   EXPECT_NE(e.find("unknown precision 'fp16' (fp32, bf16, int8)"), std::string::npos) << e;
+}
+
+TEST(Bench, OnnxRuntimeRowsWhenItIsInstalled) {
+  const OrtRunner ort = find_onnxruntime();
+  if (!onnx_export_available() || !ort.available()) GTEST_SKIP() << "ONNX Runtime not available: " << ort.missing;
+  const fs::path root = test::temp_path("bench_ort");
+  fs::remove_all(root);
+  const Tokenizer tok = test::bert_vocab();
+  ModelConfig c = test::tiny_config(tok, 2, 64);
+  c.id2label = {"0", "1"};
+  test::save_tiny_model(root / "m", tok, c, 1, HeadKind::SequenceClassification);
+  BenchOptions opt;
+  opt.seq_lens = {8, 16};
+  opt.throughput_batch = 2;
+  opt.throughput_seq = 8;
+  opt.warmup = 1;
+  opt.repetitions = 5;
+  opt.precisions = {"fp32"};
+  const auto rows = bench_models({(root / "m").string()}, opt);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].precision, "onnxruntime fp32");
+  EXPECT_EQ(rows[1].parameters, rows[0].parameters);
+  ASSERT_EQ(rows[1].latency.size(), 2u);
+  for (const auto& l : rows[1].latency) {
+    EXPECT_GT(l.p50_ms, 0);
+    EXPECT_GE(l.p90_ms, l.p50_ms);
+  }
+  EXPECT_GT(rows[1].throughput, 0);
+  EXPECT_NE(bench_markdown(rows, opt).find("| onnxruntime fp32 |"), std::string::npos);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ void add_bench(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--reps", a->opt.repetitions, "Timed calls per length")->capture_default_str();
   cmd->add_option("--task-file", a->opt.task_file, "A GLUE dev file timed as a full pass at batch 1 (the paper timed STS-B)");
   cmd->add_option("--task", a->opt.task, "Task of --task-file (default: from its folder name)");
+  cmd->add_flag("!--no-onnxruntime", a->opt.onnxruntime, "Do not add ONNX Runtime rows (added when it is installed)");
   cmd->add_option("--json", a->json, "Also write the results (with build and thread settings) as JSON here");
   cmd->callback([&run, &g, a] {
     run = [&g, a] {

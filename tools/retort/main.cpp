@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   add_predict(app, g, run);
   add_glue(app, g, run);
   add_bench(app, g, run);
+  add_export(app, g, run);
 
   try {
     app.parse(argc, argv);
