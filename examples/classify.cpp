@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "retort/runtime.h"
 #include "retort/serving.h"
 
 int main(int argc, char** argv) {
+  // OpenMP/OpenBLAS settings that only apply at start-up (runtime.h); re-executes once when needed.
+  retort::reexec_with_recommended_environment(argc, argv);
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s MODEL_DIR fp32|bf16|int8 TEXT...\n", argv[0]);
     return 2;

@@ -10,9 +10,12 @@
 
 #include <torch/torch.h>
 
+#include "retort/runtime.h"
 #include "retort/serving.h"
 
 int main(int argc, char** argv) {
+  // OpenMP/OpenBLAS settings that only apply at start-up (runtime.h); re-executes once when needed.
+  retort::reexec_with_recommended_environment(argc, argv);
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s MODEL_DIR TEXT TEXT...\n", argv[0]);
     return 2;

@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
   libonnx-dev           # ONNX export: the schema, checker and shape inference
+  libcurl4-openssl-dev  # retort download (the Hugging Face hub); OpenSSL for its checksums
 )
 
 missing=()

@@ -8,7 +8,9 @@
 //
 // Both tokenize with the model directory's tokenizer, batch texts of similar length together (sorted,
 // then returned in input order) and run the inference engine (inference.h) at the precision asked for.
-// Construction sets libtorch's intra-op threads (ServingOptions::threads) for the process.
+// Construction sets libtorch's intra-op threads (ServingOptions::threads) for the process. Call
+// retort::reexec_with_recommended_environment(argc, argv) (runtime.h) first thing in main(): the
+// OpenMP/OpenBLAS settings it applies only take effect at start-up (examples/ do).
 #pragma once
 
 #include <cstdint>

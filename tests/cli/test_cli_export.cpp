@@ -38,3 +38,17 @@ TEST(CliExport, WritesACheckedOnnxDirectory) {
 
 }  // namespace
 }  // namespace retort
+
+namespace retort {
+namespace {
+
+TEST(CliDownload, BadNamesAndUnreachableHubsAreOneLineErrors) {
+  expect_one_line_error(run_cli("download ../etc --cache-dir " + q(test::temp_path("dl_cache").string())),
+                        "invalid model name '../etc'");
+  const Result r = run_cli("download acme/tiny --endpoint http://127.0.0.1:1 --cache-dir " +
+                           q(test::temp_path("dl_cache").string()));
+  expect_one_line_error(r, "download: http://127.0.0.1:1/api/models/acme/tiny/revision/main?blobs=true: ");
+}
+
+}  // namespace
+}  // namespace retort

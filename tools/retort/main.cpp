@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   add_glue(app, g, run);
   add_bench(app, g, run);
   add_export(app, g, run);
+  add_download(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   }
   // Commands that spend their time in matmuls restart once with the OpenMP / OpenBLAS settings (which
   // only apply at process start); the others are not worth the second start-up (~0.5 s of library loading).
-  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue", "bench"}) {
+  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue", "bench", "evaluate", "predict"}) {
     if (app.got_subcommand(heavy)) retort::reexec_with_recommended_environment(argc, argv);
   }
   try {
