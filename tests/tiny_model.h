@@ -39,4 +39,28 @@ inline void save_tiny_model(const std::filesystem::path& dir, const Tokenizer& t
   tok.save(dir.string());
 }
 
+// A small model in memory with weights well away from identity (initializer_range 0.2), for tests that
+// compare two implementations of the forward pass: vocabulary 60, hidden 32, 4 heads, FFN 64, 24
+// positions, labels {"a", "b", "c"}, in eval mode.
+inline Model random_model(ModelType type, HeadKind head, int64_t layers, const std::string& act = "gelu",
+                          uint64_t seed = 11) {
+  ModelConfig c;
+  c.model_type = type;
+  c.vocab_size = 60;
+  c.hidden_size = 32;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = 24;
+  c.type_vocab_size = type == ModelType::Bert ? 2 : 0;
+  c.initializer_range = 0.2;
+  c.hidden_act = act;
+  c.id2label = {"a", "b", "c"};
+  torch::manual_seed(seed);
+  Model m(c, head);
+  init_weights(*m);
+  m->eval();
+  return m;
+}
+
 }  // namespace retort::test

@@ -330,13 +330,15 @@ std::map<std::string, std::string> answer_with(const std::function<QaLogits(cons
   return decode_squad(questions, features, starts, ends, opt);
 }
 
-std::vector<SquadQuestion> first_questions(const std::vector<SquadQuestion>& all, const SquadOptions& opt) {
+// Answers the first opt.max_questions questions with either kind of model and scores them.
+template <class AnyModel>
+SquadEval evaluate_any(AnyModel& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
+                       const SquadOptions& opt) {
+  const auto t0 = Clock::now();
   const bool cut = opt.max_questions > 0 && static_cast<size_t>(opt.max_questions) < all.size();
-  return std::vector<SquadQuestion>(all.begin(), cut ? all.begin() + opt.max_questions : all.end());
-}
-
-SquadEval scored(const std::vector<SquadQuestion>& questions, const std::map<std::string, std::string>& answers,
-                 int64_t n_features, const SquadOptions& opt, Clock::time_point t0) {
+  const std::vector<SquadQuestion> questions(all.begin(), cut ? all.begin() + opt.max_questions : all.end());
+  int64_t n_features = 0;
+  const auto answers = answer_squad(model, tok, questions, opt, &n_features);
   SquadEval r = score_squad(questions, answers, opt.version_2);
   r.features = n_features;
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -374,20 +376,12 @@ std::map<std::string, std::string> answer_squad(const InferenceModel& model, con
 
 SquadEval evaluate_squad(ModelImpl& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
                          const SquadOptions& opt) {
-  const auto t0 = Clock::now();
-  const auto questions = first_questions(all, opt);
-  int64_t n_features = 0;
-  const auto answers = answer_squad(model, tok, questions, opt, &n_features);
-  return scored(questions, answers, n_features, opt, t0);
+  return evaluate_any(model, tok, all, opt);
 }
 
 SquadEval evaluate_squad(const InferenceModel& model, const Tokenizer& tok, const std::vector<SquadQuestion>& all,
                          const SquadOptions& opt) {
-  const auto t0 = Clock::now();
-  const auto questions = first_questions(all, opt);
-  int64_t n_features = 0;
-  const auto answers = answer_squad(model, tok, questions, opt, &n_features);
-  return scored(questions, answers, n_features, opt, t0);
+  return evaluate_any(model, tok, all, opt);
 }
 
 SquadFinetuneConfig SquadFinetuneConfig::from_json(const json& j) {

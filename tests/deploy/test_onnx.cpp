@@ -11,6 +11,7 @@
 #include "retort/fs.h"
 #include "retort/onnx_export.h"
 #include "test_paths.h"
+#include "tiny_model.h"
 
 namespace retort {
 namespace {
@@ -19,23 +20,7 @@ namespace fs = std::filesystem;
 using test::error_of;
 
 Model small_model(ModelType type, HeadKind head, const std::string& act = "gelu") {
-  ModelConfig c;
-  c.model_type = type;
-  c.vocab_size = 60;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 24;
-  c.type_vocab_size = type == ModelType::Bert ? 2 : 0;
-  c.initializer_range = 0.2;
-  c.hidden_act = act;
-  c.id2label = {"a", "b", "c"};
-  torch::manual_seed(21);
-  Model m(c, head);
-  init_weights(*m);
-  m->eval();
-  return m;
+  return test::random_model(type, head, 2, act, 21);
 }
 
 std::map<std::string, torch::Tensor> padded_inputs(bool types) {

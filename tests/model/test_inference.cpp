@@ -8,38 +8,19 @@
 #include "retort/error.h"
 #include "retort/inference.h"
 #include "test_paths.h"
+#include "tiny_model.h"
 
 namespace retort {
 namespace {
 
 using test::error_of;
 
-ModelConfig small_config(ModelType type) {
-  ModelConfig c;
-  c.model_type = type;
-  c.vocab_size = 60;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 24;
-  c.type_vocab_size = type == ModelType::Bert ? 2 : 0;
-  c.initializer_range = 0.2;  // well away from the identity, so layers matter
-  c.id2label = {"neg", "pos", "neutral"};
-  return c;
-}
-
 Model make_model(ModelType type, HeadKind head) {
-  torch::manual_seed(11);
-  Model m(small_config(type), head);
-  init_weights(*m);
-  {
-    torch::NoGradGuard no_grad;  // LayerNorm weights and biases away from 1/0, so they are exercised
-    for (auto& p : m->named_parameters()) {
-      if (p.key().find("LayerNorm") != std::string::npos) p.value().add_(torch::randn_like(p.value()) * 0.1);
-    }
+  Model m = test::random_model(type, head, 3);
+  torch::NoGradGuard no_grad;  // LayerNorm weights and biases away from 1/0, so they are exercised
+  for (auto& p : m->named_parameters()) {
+    if (p.key().find("LayerNorm") != std::string::npos) p.value().add_(torch::randn_like(p.value()) * 0.1);
   }
-  m->eval();
   return m;
 }
 
