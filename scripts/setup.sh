@@ -18,6 +18,7 @@ packages=(
   libbenchmark-dev
   libonnx-dev           # ONNX export: the schema, checker and shape inference
   libcurl4-openssl-dev  # retort download (the Hugging Face hub); OpenSSL for its checksums
+  libgloo-dev           # data-parallel training: the headers of libtorch's c10d Gloo backend
 )
 
 missing=()

@@ -10,7 +10,8 @@
 
 namespace retort {
 
-// Sets libtorch's intra-op threads; n <= 0 means one per core (libtorch defaults to 1 here).
+// Sets libtorch's intra-op threads; n <= 0 means one per core (libtorch defaults to 1 here), divided
+// among LOCAL_WORLD_SIZE processes when that is set (data-parallel launches).
 // Returns the count in effect.
 int set_threads(int n);
 int hardware_threads();

@@ -64,6 +64,8 @@ struct StepMetrics {
   double lr = 0, grad_norm = 0, tokens_per_s = 0;
 };
 
+class DataParallel;
+
 class Trainer {
  public:
   // total_steps: optimizer steps for the schedule. run_dir: metrics.jsonl and checkpoints go there.
@@ -74,6 +76,12 @@ class Trainer {
   // (already weighted or not: logged as given) and are checked for NaN/inf, as is `loss`.
   // Returns true when an optimizer step happened.
   bool accumulate(const torch::Tensor& loss, const std::map<std::string, torch::Tensor>& terms, int64_t tokens);
+
+  // Data-parallel training (distributed.h): copies rank 0's weights to every rank, then averages the
+  // gradients over the ranks before each clip and step; losses and tokens/s are logged over all ranks,
+  // and only rank 0 writes metrics.jsonl and checkpoints.
+  void set_data_parallel(std::shared_ptr<DataParallel> dp);
+  bool is_main() const;
 
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
@@ -100,6 +108,7 @@ class Trainer {
   int64_t warmup_steps_;
   std::string run_dir_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::shared_ptr<DataParallel> dp_;
   int64_t step_ = 0;
   int64_t micro_ = 0;  // micro-batches accumulated toward the next step
   std::map<std::string, double> term_sums_;

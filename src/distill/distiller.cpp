@@ -14,6 +14,7 @@
 #include "retort/corpus.h"
 #include "retort/distill_step.h"
 #include "retort/distiller.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/json_field.h"
 #include "retort/fs.h"
@@ -103,10 +104,15 @@ DistillResult run_distillation(const DistillJob& job) {
   if (!cfg.group_by_size) so.bucket_width = reader.info().max_seq_len + 1;  // one bucket: no grouping
   BatchSampler sampler(reader, so);
   const auto per_epoch = static_cast<int64_t>(sampler.batches_in_epoch(0));
+  // Data parallel: rank r takes micro-batches r, r + N, r + 2N, ... of the one shuffled stream.
+  const DistEnv dist = dist_env_from_environment();
+  const int64_t ranks = dist.world_size;
   const int64_t total_steps =
       cfg.train.max_steps > 0 ? cfg.train.max_steps
-                              : (cfg.train.n_epoch * per_epoch) / cfg.train.gradient_accumulation_steps;
+                              : (cfg.train.n_epoch * per_epoch) / (cfg.train.gradient_accumulation_steps * ranks);
 
+  std::shared_ptr<DataParallel> dp;
+  if (dist.distributed()) dp = std::make_shared<DataParallel>(dist, dist_timeout_from_environment());
   fs::create_directories(job.run_dir);
   std::string resume_from;
   if (job.resume) {
@@ -118,7 +124,8 @@ DistillResult run_distillation(const DistillJob& job) {
   resolved["student"] = job.student_dir;
   resolved["teacher"] = job.teacher_dir;
   resolved["total_steps"] = total_steps;
-  write_file_atomic(join_path(job.run_dir, "config.json"), resolved.dump(2) + "\n");
+  resolved["world_size"] = dist.world_size;
+  if (!dp || dp->is_main()) write_file_atomic(join_path(job.run_dir, "config.json"), resolved.dump(2) + "\n");
 
   LoadOptions lo;
   lo.head_from_config = false;
@@ -150,6 +157,7 @@ DistillResult run_distillation(const DistillJob& job) {
 
   Masker masker(tok, reader.token_counts(), cfg.masking, cfg.train.seed);
   Trainer trainer(student, cfg.train, total_steps, job.run_dir);
+  if (dp) trainer.set_data_parallel(dp);
   if (!resume_from.empty()) {
     const auto caller = trainer.restore(resume_from);
     sampler.seek({caller.at("epoch").get<uint64_t>(), caller.at("batch").get<uint64_t>()});
@@ -166,8 +174,11 @@ DistillResult run_distillation(const DistillJob& job) {
   install_interrupt_handler();
   DistillResult result;
   std::string last_saved;  // the checkpoint written at the current step, if any
+  int64_t micro = 0;  // micro-batches drawn from the stream, every rank's
   while (!trainer.done()) {
-    const auto batch = make_padded_batch(reader, sampler.next(), tok.pad_id());
+    const auto rows = sampler.next();
+    if (micro++ % ranks != dist.rank) continue;
+    const auto batch = make_padded_batch(reader, rows, tok.pad_id());
     const StepBatch bt = to_step_batch(masker.mask(batch), device);
     StepLoss loss = distillation_step_loss(*student, distill ? teacher.get() : nullptr, bt, w, cfg.train.bf16);
     if (!trainer.accumulate(loss.total, loss.terms, bt.tokens)) continue;
@@ -185,8 +196,10 @@ DistillResult run_distillation(const DistillJob& job) {
   if (!result.interrupted) {
     if (!trainer.checkpoint_due()) trainer.save_checkpoint(caller_state());
     result.final_dir = join_path(job.run_dir, "final");
-    save_model(*student, result.final_dir);
-    tok.save(result.final_dir);
+    if (trainer.is_main()) {
+      save_model(*student, result.final_dir);
+      tok.save(result.final_dir);
+    }
   }
   result.steps = trainer.step();
   result.last = trainer.last();

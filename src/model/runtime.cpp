@@ -67,7 +67,11 @@ void reexec_with_recommended_environment(int argc, char** argv) {
 }
 
 int set_threads(int n) {
-  const int want = n > 0 ? n : hardware_threads();
+  // One per core, shared among the processes of this machine when `retort launch` (or torchrun) started
+  // several: LOCAL_WORLD_SIZE of them.
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const int procs = local ? std::max(1, std::atoi(local)) : 1;
+  const int want = n > 0 ? n : std::max(1, hardware_threads() / procs);
   torch::set_num_threads(want);
   return torch::get_num_threads();
 }

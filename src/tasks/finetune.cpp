@@ -15,6 +15,7 @@
 
 #include "retort/checkpoint.h"
 #include "retort/distill_step.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/losses.h"
@@ -342,15 +343,24 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
     teacher->eval();
   }
 
+  // Data parallel (distributed.h): every rank draws the same global batches of batch_size x N rows and
+  // trains on its own slice; only full global batches are used, so every rank has rows.
+  const DistEnv dist = dist_env_from_environment();
+  std::shared_ptr<DataParallel> dp;
+  if (dist.distributed()) dp = std::make_shared<DataParallel>(dist, dist_timeout_from_environment());
+  const int64_t ranks = dist.world_size, global_batch = cfg.train.batch_size * ranks;
   fs::create_directories(cfg.out_dir);
-  write_file_atomic(join_path(cfg.out_dir, "config.json"), cfg.to_json().dump(2) + "\n");
+  if (!dp || dp->is_main()) write_file_atomic(join_path(cfg.out_dir, "config.json"), cfg.to_json().dump(2) + "\n");
   const TaskFeatures f = make_features(tok, train, cfg.features, spec.is_pair());
-  const int64_t micro_per_epoch =
-      (static_cast<int64_t>(f.size()) + cfg.train.batch_size - 1) / cfg.train.batch_size;
+  const int64_t micro_per_epoch = ranks > 1 ? static_cast<int64_t>(f.size()) / global_batch
+                                            : (static_cast<int64_t>(f.size()) + global_batch - 1) / global_batch;
+  check(micro_per_epoch > 0, "fine-tuning: ", f.size(), " training examples do not fill one batch of ", global_batch,
+        " (", ranks, " ranks x ", cfg.train.batch_size, ")");
   const int64_t total = cfg.train.max_steps > 0
                             ? cfg.train.max_steps
                             : std::max<int64_t>(1, micro_per_epoch * cfg.train.n_epoch / cfg.train.gradient_accumulation_steps);
   Trainer trainer(model, cfg.train, total, cfg.out_dir);
+  if (dp) trainer.set_data_parallel(dp);
   EvalOptions eo;
   eo.features = cfg.features;
   eo.batch_size = cfg.eval_batch_size;
@@ -370,7 +380,11 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
     model->train();
     double loss_sum = 0;
     int64_t n_micro = 0;
-    for (const auto& rows : length_grouped_batches(f, cfg.train.batch_size, true, cfg.train.seed + static_cast<uint64_t>(epoch))) {
+    for (const auto& global : length_grouped_batches(f, global_batch, true, cfg.train.seed + static_cast<uint64_t>(epoch))) {
+      if (ranks > 1 && static_cast<int64_t>(global.size()) < global_batch) continue;
+      const auto first = global.begin() + std::min<int64_t>(dist.rank * cfg.train.batch_size, static_cast<int64_t>(global.size()));
+      const std::vector<size_t> rows(first, global.begin() + std::min<int64_t>((dist.rank + 1) * cfg.train.batch_size,
+                                                                               static_cast<int64_t>(global.size())));
       const TaskBatch b = make_task_batch(f, train, rows, spec.kind, tok.pad_id(), true, device);
       const torch::Tensor logits = task_logits(*model, b, cfg.train.bf16, device);  // (B, C)
       torch::Tensor task_loss = regression ? F::mse_loss(logits.squeeze(-1), b.labels)
@@ -393,6 +407,10 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
       if (trainer.done() || interrupt_requested()) break;
     }
     const double train_seconds = seconds_since(te);
+    if (!trainer.is_main()) {  // rank 0 alone evaluates and saves
+      if (interrupt_requested()) break;
+      continue;
+    }
     std::vector<EvalResult> evals;
     for (const auto& [name, examples] : dev) {
       EvalResult r = evaluate_examples(*model, tok, spec, examples, eo);

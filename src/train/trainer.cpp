@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "retort/checkpoint.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/json_field.h"
 #include "retort/fs.h"
@@ -138,6 +139,17 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
   tokens_ += tokens;
   (loss / static_cast<double>(config_.gradient_accumulation_steps)).backward();
   if (++micro_ < config_.gradient_accumulation_steps) return false;
+  if (dp_) {
+    dp_->average_gradients(model_->parameters());
+    std::vector<double> sums = {loss_sum_, static_cast<double>(tokens_)};  // terms: same keys on every rank
+    for (const auto& [k, v] : term_sums_) sums.push_back(v);
+    sums = dp_->sum(sums);
+    const double ranks = static_cast<double>(dp_->world_size());
+    loss_sum_ = sums[0] / ranks;
+    tokens_ = static_cast<int64_t>(sums[1]);
+    size_t i = 2;
+    for (auto& [k, v] : term_sums_) v = sums[i++] / ranks;
+  }
 
   double norm = 0;
   if (config_.max_grad_norm > 0) {
@@ -177,7 +189,17 @@ bool Trainer::checkpoint_due() const {
   return config_.checkpoint_interval > 0 && step_ > 0 && micro_ == 0 && step_ % config_.checkpoint_interval == 0;
 }
 
+void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
+  dp_ = std::move(dp);
+  if (!dp_) return;
+  dp_->broadcast(model_->parameters());
+  if (!dp_->is_main()) metrics_.reset();
+}
+
+bool Trainer::is_main() const { return !dp_ || dp_->is_main(); }
+
 void Trainer::log_step() {
+  if (!is_main()) return;
   const bool log_now = step_ % config_.log_interval == 0 || step_ == total_steps_ || step_ == 1;
   if (log_now) {
     nlohmann::json j = {{"step", last_.step}, {"loss", last_.loss}, {"lr", last_.lr},
@@ -207,6 +229,7 @@ void Trainer::log_step() {
 
 std::string Trainer::save_checkpoint(const nlohmann::json& caller_state) const {
   check(micro_ == 0, "checkpoints are taken between optimizer steps (", micro_, " micro-batches pending)");
+  if (!is_main()) return "";
   const std::string name = "checkpoint-" + std::to_string(step_);
   const std::string final_dir = join_path(run_dir_, name);
   const std::string tmp_dir = final_dir + ".tmp";

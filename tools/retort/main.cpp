@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   add_bench(app, g, run);
   add_export(app, g, run);
   add_download(app, g, run);
+  add_launch(app, g, run);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,121 @@
+// Data-parallel training through `retort launch` (c10d, Gloo, loopback): 2 processes x batch 4 end with
+// the same weights as 1 process x batch 8 (within 1e-5), only rank 0 writes, and a rank that dies makes
+// the survivor fail with a clear error within the timeout instead of hanging.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+#include "retort/checkpoint.h"
+#include "retort/distributed.h"
+#include "tiny_model.h"
+
+namespace retort {
+namespace {
+
+namespace fs = std::filesystem;
+
+void head_rows(const std::string& from, const fs::path& to, int rows) {
+  std::ifstream in(from);
+  std::ofstream out(to);
+  std::string line;
+  for (int i = 0; i <= rows && std::getline(in, line); ++i) out << line << "\n";
+}
+
+class Launch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!data_parallel_available()) GTEST_SKIP() << "built without Gloo (libgloo-dev)";
+    root_ = test::temp_path("launch");
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "glue/SST-2");
+    head_rows(test::shared_path("data/glue/SST-2/train.tsv"), root_ / "glue/SST-2/train.tsv", 64);
+    head_rows(test::shared_path("data/glue/SST-2/dev.tsv"), root_ / "glue/SST-2/dev.tsv", 16);
+    const Tokenizer tok = test::bert_vocab();
+    ModelConfig c = test::tiny_config(tok, 2, 64);
+    c.hidden_dropout_prob = 0;  // dropout masks would differ between ranks and a single process
+    c.attention_probs_dropout_prob = 0;
+    test::save_tiny_model(root_ / "model", tok, c, 5);
+  }
+  std::string finetune(const std::string& out, int batch, int epochs = 2) const {
+    return "finetune --task sst2 --model " + q((root_ / "model").string()) + " --data " + q((root_ / "glue").string()) +
+           " --out " + q((root_ / out).string()) + " --batch-size " + std::to_string(batch) +
+           " --n-epoch " + std::to_string(epochs) + " --learning-rate 1e-3 --max-seq-length 32 --threads 1";
+  }
+  fs::path root_;
+};
+
+TEST_F(Launch, TwoProcessesMatchOneWithTheirCombinedBatch) {
+  const Result one = run_cli(finetune("one", 8));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const Result two = run_cli("launch --nproc 2 --master-port 29517 -- " + std::string(RETORT_CLI_PATH) + " " +
+                             finetune("two", 4));
+  ASSERT_EQ(two.code, 0) << two.err;
+  Model a = load_model((root_ / "one/best").string()), b = load_model((root_ / "two/best").string());
+  Model start = load_model((root_ / "model").string(), [] {
+    LoadOptions o;
+    o.head_from_config = false;
+    o.head = HeadKind::None;
+    return o;
+  }());
+  const auto pa = a->named_parameters(), pb = b->named_parameters();
+  double worst = 0, moved = 0;
+  for (const auto& item : pa) {
+    worst = std::max(worst, (item.value() - pb[item.key()]).abs().max().item<double>());
+  }
+  moved = (a->bert->encoder->layers[0]->attention->self->query->weight -
+           start->bert->encoder->layers[0]->attention->self->query->weight)
+              .abs()
+              .max()
+              .item<double>();
+  EXPECT_LT(worst, 1e-5) << "2 x 4 and 1 x 8 must take the same steps";
+  EXPECT_GT(moved, 1e-3) << "training must have changed the weights";
+  // Rank 0 alone logs: the metrics have one line per logged step, as the single process has.
+  EXPECT_EQ(read_file((root_ / "two/metrics.jsonl").string()).size() > 0, true);
+  const auto steps_one = std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(root_ / "one/metrics.jsonl")),
+                                    std::istreambuf_iterator<char>(), '\n');
+  const auto steps_two = std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(root_ / "two/metrics.jsonl")),
+                                    std::istreambuf_iterator<char>(), '\n');
+  EXPECT_EQ(steps_one, steps_two);
+}
+
+TEST_F(Launch, ADeadRankMakesTheOtherFailWithinTheTimeout) {
+  // Two ranks started by hand; rank 1 is killed (SIGKILL) while they train. Rank 0 must stop with a
+  // clear error well within RETORT_DIST_TIMEOUT instead of waiting for it forever.
+  const fs::path script = root_ / "dead.sh";
+  const std::string cmd = std::string(RETORT_CLI_PATH) + " " + finetune("dead", 4, 200);
+  {
+    std::ofstream out(script);
+    out << "export WORLD_SIZE=2 MASTER_PORT=29519 RETORT_DIST_TIMEOUT=20 LOCAL_WORLD_SIZE=2\n"
+        << "RANK=1 " << cmd << " 2>/dev/null &\n"
+        << "victim=$!\n"
+        << "(sleep 4; kill -9 $victim) &\n"
+        << "RANK=0 " << cmd << "\n";
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const Result r = run_program("bash", q(script.string()));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("failed on rank 0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("another rank died"), std::string::npos) << r.err;
+  EXPECT_LT(secs, 40) << "rank 0 must not wait much past the kill";
+}
+
+TEST_F(Launch, AFailingRankStopsTheLaunch) {
+  // Rank 1 gets a model directory that does not exist... both get the same command, so give launch a
+  // command that fails for every rank: launch must report a rank's status, not hang.
+  const Result r = run_cli("launch --nproc 2 --master-port 29521 -- " + std::string(RETORT_CLI_PATH) +
+                           " finetune --task sst2 --model /nonexistent --data /nonexistent --out " +
+                           q((root_ / "bad").string()));
+  EXPECT_NE(r.code, 0);
+  // Each rank prints its own error; launch's line comes last.
+  EXPECT_NE(r.err.find("retort: error: launch: rank "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" exited with status 1; the other ranks were stopped\n"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace retort
