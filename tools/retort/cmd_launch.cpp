@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "retort/error.h"
@@ -47,6 +48,10 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
           ::setenv("LOCAL_WORLD_SIZE", std::to_string(a->nproc).c_str(), 1);
           ::setenv("MASTER_ADDR", a->master_addr.c_str(), 1);
           ::setenv("MASTER_PORT", std::to_string(a->master_port).c_str(), 1);
+          // The cores shared out: OpenMP and OpenBLAS's own thread pool (unless set already).
+          const std::string share = std::to_string(std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(a->nproc)));
+          ::setenv("OMP_NUM_THREADS", share.c_str(), 0);
+          ::setenv("OPENBLAS_NUM_THREADS", share.c_str(), 0);
           std::vector<char*> argv;
           for (auto& s : a->command) argv.push_back(s.data());
           argv.push_back(nullptr);

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "retort/checkpoint.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/finetune.h"
 #include "retort/fs.h"
@@ -152,6 +153,7 @@ void add_finetune(CLI::App& app, GlobalOptions& g, Runner& run) {
         return;
       }
       const FinetuneResult r = run_finetune(FinetuneConfig::from_json(j));
+      if (dist_env_from_environment().rank != 0) return;  // data parallel: rank 0 evaluated and reports
       if (a->json) {
         nlohmann::json out = {{"best_dir", r.best_dir}, {"best_epoch", r.best_epoch}, {"best_score", r.best_score},
                               {"epochs", r.epochs}, {"seconds", r.seconds}};

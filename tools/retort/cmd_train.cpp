@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "retort/checkpoint.h"
 #include "retort/distiller.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/tokenizer.h"
@@ -60,6 +61,7 @@ DistillConfig resolve_config(const TrainFlags& f, const GlobalOptions& g) {
 }
 
 void report(const DistillResult& r) {
+  if (dist_env_from_environment().rank != 0) return;  // data parallel: rank 0 reports
   if (r.interrupted) {
     std::cout << "stopped at step " << r.steps << "; resume with --resume\n";
     return;
