@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <map>
 
 #include <unistd.h>
@@ -138,6 +139,10 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
   for (const auto& dir : dirs) {
     for (const auto& precision : opt.precisions) {
       const Precision p = parse_precision(precision);
+      if (p == Precision::Int8 && !device.is_cpu()) {  // dynamic quantization has CPU kernels only
+        std::cerr << "bench: int8 skipped on " << device.str() << " (CPU only)\n";
+        continue;
+      }
       LoadOptions lo;
       lo.device = device;
       Model loaded = load_model(dir, lo);
