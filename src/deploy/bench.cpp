@@ -67,16 +67,38 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// A row's description of the model: what it is and how big, whatever runs it.
+BenchRow describe(const std::string& dir, ModelImpl& m, const std::string& precision) {
+  BenchRow row;
+  row.model = dir;
+  row.architecture = architecture_name(m.config.model_type, m.head);
+  row.parameters = parameter_count(m);
+  row.disk_bytes = weight_bytes(dir);
+  row.precision = precision;
+  return row;
+}
+
+// (B, T) random ordinary tokens (ids >= 1000) with [CLS] first: the inputs every row is timed on.
+torch::Tensor random_ids(const ModelConfig& c, int64_t b, int64_t t, at::Generator& gen) {
+  auto ids = torch::randint(1000, c.vocab_size, {b, t}, gen, torch::kLong);
+  ids.index_put_({torch::indexing::Slice(), 0}, 101 % c.vocab_size);
+  return ids;
+}
+
+LatencyStat latency_stat(int64_t seq, const std::vector<double>& ms) {
+  LatencyStat s;
+  s.seq = seq;
+  s.p50_ms = percentile(ms, 50);
+  s.p90_ms = percentile(ms, 90);
+  for (double m : ms) s.mean_ms += m / static_cast<double>(ms.size());
+  return s;
+}
+
 // The same model exported to ONNX and timed inside ONNX Runtime (Node.js, onnxruntime-node) with the
 // same threads, random tokens, lengths and repetitions; the task pass is not run there.
 BenchRow bench_onnxruntime(const std::string& dir, const BenchOptions& opt, const OrtRunner& ort, size_t index) {
   Model model = load_model(dir);
-  BenchRow row;
-  row.model = dir;
-  row.architecture = architecture_name(model->config.model_type, model->head);
-  row.parameters = parameter_count(*model);
-  row.disk_bytes = weight_bytes(dir);
-  row.precision = "onnxruntime fp32";
+  BenchRow row = describe(dir, *model, "onnxruntime fp32");
   const fs::path path = fs::temp_directory_path() / ("retort_bench_" + std::to_string(::getpid()) + "_" +
                                                      std::to_string(index) + ".onnx");
   export_onnx(*model, path.string());
@@ -84,8 +106,7 @@ BenchRow bench_onnxruntime(const std::string& dir, const BenchOptions& opt, cons
   auto gen = at::make_generator<at::CPUGeneratorImpl>(opt.seed);
   auto inputs = [&](int64_t b, int64_t t) {
     std::map<std::string, torch::Tensor> in;
-    in["input_ids"] = torch::randint(1000, c.vocab_size, {b, t}, gen, torch::kLong);
-    in["input_ids"].index_put_({torch::indexing::Slice(), 0}, 101 % c.vocab_size);
+    in["input_ids"] = random_ids(c, b, t, gen);
     in["attention_mask"] = torch::ones({b, t}, torch::kLong);
     if (c.type_vocab_size > 0) in["token_type_ids"] = torch::zeros({b, t}, torch::kLong);
     return in;
@@ -93,12 +114,7 @@ BenchRow bench_onnxruntime(const std::string& dir, const BenchOptions& opt, cons
   const int threads = at::get_num_threads();
   for (int64_t t : opt.seq_lens) {
     const OrtResult r = run_onnxruntime(ort, path.string(), inputs(1, t), static_cast<int>(opt.repetitions), threads);
-    LatencyStat s;
-    s.seq = t;
-    s.p50_ms = percentile(r.latency_ms, 50);
-    s.p90_ms = percentile(r.latency_ms, 90);
-    for (double m : r.latency_ms) s.mean_ms += m / static_cast<double>(r.latency_ms.size());
-    row.latency.push_back(s);
+    row.latency.push_back(latency_stat(t, r.latency_ms));
   }
   if (opt.throughput_batch > 0) {
     const int reps = static_cast<int>(std::max<int64_t>(2, opt.repetitions / 5));
@@ -146,24 +162,15 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
       LoadOptions lo;
       lo.device = device;
       Model loaded = load_model(dir, lo);
-      BenchRow row;
-      row.model = dir;
-      row.architecture = architecture_name(loaded->config.model_type, loaded->head);
-      row.parameters = parameter_count(*loaded);
-      row.disk_bytes = weight_bytes(dir);
-      row.precision = precision_name(p);
+      BenchRow row = describe(dir, *loaded, precision_name(p));
       const InferenceModel model(loaded, p);
       const ModelConfig& config = model.config();
       auto gen = at::make_generator<at::CPUGeneratorImpl>(opt.seed);
-      auto random_ids = [&](int64_t b, int64_t t) {  // (B, T): ordinary tokens (ids >= 1000), [CLS] first
-        auto ids = torch::randint(1000, config.vocab_size, {b, t}, gen, torch::kLong);
-        ids.index_put_({torch::indexing::Slice(), 0}, 101 % config.vocab_size);
-        return ids.to(device);
-      };
+      auto device_ids = [&](int64_t b, int64_t t) { return random_ids(config, b, t, gen).to(device); };
       for (int64_t t : opt.seq_lens) {
         check(t <= config.max_position_embeddings, dir, ": sequence length ", t, " exceeds the model's ",
               config.max_position_embeddings, " positions");
-        const auto ids = random_ids(1, t), mask = torch::ones_like(ids);
+        const auto ids = device_ids(1, t), mask = torch::ones_like(ids);
         for (int64_t i = 0; i < opt.warmup; ++i) infer(model, ids, mask);
         std::vector<double> ms;
         for (int64_t i = 0; i < opt.repetitions; ++i) {
@@ -171,15 +178,10 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
           infer(model, ids, mask);
           ms.push_back(ms_since(t0));
         }
-        LatencyStat s;
-        s.seq = t;
-        s.p50_ms = percentile(ms, 50);
-        s.p90_ms = percentile(ms, 90);
-        for (double m : ms) s.mean_ms += m / static_cast<double>(ms.size());
-        row.latency.push_back(s);
+        row.latency.push_back(latency_stat(t, ms));
       }
       if (opt.throughput_batch > 0) {
-        const auto ids = random_ids(opt.throughput_batch, opt.throughput_seq), mask = torch::ones_like(ids);
+        const auto ids = device_ids(opt.throughput_batch, opt.throughput_seq), mask = torch::ones_like(ids);
         infer(model, ids, mask);
         const int64_t reps = std::max<int64_t>(2, opt.repetitions / 5);
         const auto t0 = Clock::now();

@@ -88,10 +88,6 @@ OrtResult run_onnxruntime(const OrtRunner& ort, const std::string& model_path,
   return r;
 }
 
-}  // namespace retort
-
-namespace retort {
-
 double onnx_max_difference(ModelImpl& model, const std::string& onnx_path, const OrtRunner& ort) {
   const ModelConfig& c = model.config;
   const int64_t T = std::min<int64_t>(16, c.max_position_embeddings);

@@ -382,9 +382,8 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
     int64_t n_micro = 0;
     for (const auto& global : length_grouped_batches(f, global_batch, true, cfg.train.seed + static_cast<uint64_t>(epoch))) {
       if (ranks > 1 && static_cast<int64_t>(global.size()) < global_batch) continue;
-      const auto first = global.begin() + std::min<int64_t>(dist.rank * cfg.train.batch_size, static_cast<int64_t>(global.size()));
-      const std::vector<size_t> rows(first, global.begin() + std::min<int64_t>((dist.rank + 1) * cfg.train.batch_size,
-                                                                               static_cast<int64_t>(global.size())));
+      const auto first = global.begin() + dist.rank * cfg.train.batch_size;
+      const std::vector<size_t> rows = ranks == 1 ? global : std::vector<size_t>(first, first + cfg.train.batch_size);
       const TaskBatch b = make_task_batch(f, train, rows, spec.kind, tok.pad_id(), true, device);
       const torch::Tensor logits = task_logits(*model, b, cfg.train.bf16, device);  // (B, C)
       torch::Tensor task_loss = regression ? F::mse_loss(logits.squeeze(-1), b.labels)
