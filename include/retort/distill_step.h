@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "retort/heads.h"
+#include "retort/intermediate.h"
 #include "retort/losses.h"
 #include "retort/masking.h"
 
@@ -44,10 +45,13 @@ class AutocastGuard {
 };
 
 // The weights must have passed DistillLossWeights::validate(). `teacher` may be null only when every
-// teacher-dependent weight (alpha_ce, alpha_mse, alpha_cos) is 0. Vocabulary logits are computed only at
-// the masked positions when no soft-target term needs more (or restrict_ce_to_mask), else at every
-// non-padding position, as the Hugging Face example does.
+// teacher-dependent weight (alpha_ce, alpha_mse, alpha_cos, the intermediate terms) is 0. Vocabulary
+// logits are computed only at the masked positions when no soft-target term needs more (or
+// restrict_ce_to_mask), else at every non-padding position, as the Hugging Face example does, and not
+// at all when no vocabulary term is weighted (TinyBERT's general distillation). `intermediate` (may be
+// null) adds TinyBERT's attention / hidden / embedding terms ("loss_att", "loss_hidden", "loss_emb").
 StepLoss distillation_step_loss(ModelImpl& student, ModelImpl* teacher, const StepBatch& batch,
-                                const DistillLossWeights& w, bool bf16_autocast);
+                                const DistillLossWeights& w, bool bf16_autocast,
+                                IntermediateDistillerImpl* intermediate = nullptr);
 
 }  // namespace retort

@@ -1,5 +1,6 @@
-// The distiller: masked-LM pre-training (no teacher) and DistilBERT distillation (teacher + triple
-// loss) over a prepared corpus, through one loop. Configuration is a JSON object with the Hugging Face
+// The distiller: masked-LM pre-training (no teacher), DistilBERT distillation (teacher + triple loss)
+// and TinyBERT's general distillation (attention / hidden-state / embedding terms through a layer map
+// and projections, intermediate.h) over a prepared corpus, through one loop. Configuration is a JSON object with the Hugging Face
 // distillation example's field names (train.py); the run directory keeps the resolved config, the
 // metrics log, checkpoints, and the final student as a Hugging Face directory (run_dir/final).
 #pragma once
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "retort/intermediate.h"
 #include "retort/losses.h"
 #include "retort/masking.h"
 #include "retort/train.h"
@@ -18,6 +20,7 @@ struct DistillConfig {
   TrainConfig train;
   MaskingOptions masking;
   DistillLossWeights loss;
+  IntermediateOptions intermediate;  // TinyBERT's attention / hidden / embedding terms (all 0: DistilBERT)
   bool group_by_size = true;   // length-grouped batches (HF's group_by_size)
   size_t max_tokens = 0;       // cap on padded tokens per micro-batch (0: none)
   bool teacher_bf16 = false;   // keep the teacher entirely in bf16 (~5x faster forward on AVX512_BF16)

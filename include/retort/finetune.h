@@ -1,7 +1,7 @@
 // Fine-tuning and evaluation on classification/regression tasks (GLUE, IMDb), and task-specific
 // distillation (the paper's "DistilBERT (D)"): the task loss plus alpha_ce * KL(teacher/T || student/T)
 // * T^2 on the task logits of a fine-tuned teacher (regression: the squared error to the teacher's
-// prediction instead). Built on the shared Trainer (AdamW, warm-up, clipping, metrics log).
+// prediction instead), or TinyBERT's two stages (intermediate terms, then soft cross-entropy). Built on the shared Trainer (AdamW, warm-up, clipping, metrics log).
 //
 // Dimensions: B batch, T sequence, C classes (1 for regression).
 #pragma once
@@ -15,6 +15,7 @@
 #include <torch/types.h>
 
 #include "retort/heads.h"
+#include "retort/intermediate.h"
 #include "retort/tasks.h"
 #include "retort/tokenizer.h"
 #include "retort/train.h"
@@ -121,6 +122,12 @@ struct FinetuneConfig {
   double alpha_task = 0.5;   // weight of the task loss when distilling (1 without a teacher)
   double alpha_ce = 0.5;     // weight of the soft-target term
   double temperature = 2.0;
+  // "kl": KL(teacher/T || student/T) * T^2 (DistilBERT); "soft_ce": TinyBERT's soft cross-entropy.
+  std::string prediction_loss = "kl";
+  // TinyBERT's task-specific stage 1 (attention / hidden / embedding terms through a layer map). With
+  // alpha_task = alpha_ce = 0 (intermediate terms only) the head is not trained, so out_dir/best holds
+  // the last epoch's model instead of the best-scoring one: the start of stage 2 (soft_ce on logits).
+  IntermediateOptions intermediate;
   int64_t max_train_examples = 0;  // > 0: a seeded random subset of the training set
   int64_t max_eval_examples = 0;
   int64_t eval_batch_size = 64;
@@ -144,7 +151,7 @@ struct FinetuneResult {
 };
 
 // Fine-tunes, evaluates every epoch, keeps the best epoch's model (by the task score on the first
-// dev set) in out_dir/best, and writes out_dir/{config.json, metrics.jsonl, eval_results.json}.
+// dev set; the last epoch's for intermediate-only distillation) in out_dir/best, and writes out_dir/{config.json, metrics.jsonl, eval_results.json}.
 FinetuneResult run_finetune(const FinetuneConfig& cfg);
 
 }  // namespace retort

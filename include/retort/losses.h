@@ -55,8 +55,9 @@ struct DistillLossWeights {
   double alpha_clm = 0.0;            // causal LM: does not apply to BERT students; must stay 0
   bool restrict_ce_to_mask = false;  // soft targets (and MSE) on masked positions only
 
-  // Throws Error on temperature <= 0, a negative alpha, or alpha_clm > 0.
-  void validate() const;
+  // Throws Error on temperature <= 0, a negative alpha, alpha_clm > 0, or every alpha 0 unless
+  // `other_terms` (intermediate-layer terms, intermediate.h, carry the training).
+  void validate(bool other_terms = false) const;
 };
 
 // What distillation_loss needs for one batch; tensors of terms whose alpha is 0 may stay undefined.

@@ -33,6 +33,7 @@ struct StudentOptions {
   StudentFormat format = StudentFormat::DistilBert;
   bool random_init = false;            // no copying: init_weights from a generator seeded with `seed`
   std::optional<int64_t> hidden_size;  // H of the student; may differ from the teacher's only with random_init
+  std::optional<int64_t> intermediate_size;  // FFN size; default the teacher's I/H ratio times H (random_init only when it differs)
   uint64_t seed = 42;
 };
 

@@ -55,6 +55,18 @@ struct TaskExample {
   double score = std::numeric_limits<double>::quiet_NaN();
 };
 
+// A GLUE TSV file's lines and where the task's columns are (what read_glue_tsv parses), for tools that
+// rewrite a file in its own format (`retort augment`). Columns are 0-based field indices, -1 if absent.
+struct TsvTable {
+  std::vector<std::string> lines;  // without BOM and line ends
+  size_t first_row = 0;            // index in `lines` of the first data line (after the header)
+  int col_a = -1, col_b = -1, col_label = -1;
+  bool label_last = false;         // the label is read as the row's last field
+};
+TsvTable read_glue_table(const TaskSpec& spec, const std::string& path, bool labelled = true);
+// "a\tb\t" -> {"a", "b", ""}.
+std::vector<std::string> split_tsv_fields(const std::string& line);
+
 // Reads a GLUE TSV file (UTF-8, BOM and CRLF tolerated, no quoting, blank lines skipped).
 // labelled=false accepts files without the label column (GLUE test files). Errors name the file and
 // line: a missing column, too few fields, a label outside the task's set, an unparsable score, an

@@ -69,7 +69,10 @@ class DataParallel;
 class Trainer {
  public:
   // total_steps: optimizer steps for the schedule. run_dir: metrics.jsonl and checkpoints go there.
-  Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir);
+  // `extra`: more trainable parameters optimised with the model's (e.g. intermediate-distillation
+  // projections); checkpoints keep them in extra.pt, and they are not part of the saved model.
+  Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir,
+          std::shared_ptr<torch::nn::Module> extra = nullptr);
 
   // Adds one micro-batch: backward of loss / accumulation steps; every gradient_accumulation_steps
   // micro-batches clips, steps the optimizer and the schedule, and logs. `terms` are the loss terms
@@ -103,6 +106,8 @@ class Trainer {
   void log_step();
 
   Model model_;
+  std::shared_ptr<torch::nn::Module> extra_;
+  std::vector<torch::Tensor> params_;  // the model's parameters, then extra_'s
   TrainConfig config_;
   int64_t total_steps_;
   int64_t warmup_steps_;

@@ -54,8 +54,9 @@ DistillConfig DistillConfig::from_json(const nlohmann::json& j) {
   get_if(j, "group_by_size", c.group_by_size);
   get_if(j, "max_tokens", c.max_tokens);
   get_if(j, "teacher_bf16", c.teacher_bf16);
+  c.intermediate.read(j, "distillation config");
   c.masking.validate();
-  c.loss.validate();
+  c.loss.validate(c.intermediate.enabled());
   check(c.masking.mlm, "distillation config: mlm must be true (causal LM does not apply to BERT students)");
   return c;
 }
@@ -79,6 +80,7 @@ nlohmann::json DistillConfig::to_json() const {
   j["group_by_size"] = group_by_size;
   j["max_tokens"] = max_tokens;
   j["teacher_bf16"] = teacher_bf16;
+  intermediate.write(j);
   return j;
 }
 
@@ -86,11 +88,13 @@ DistillResult run_distillation(const DistillJob& job) {
   const DistillConfig& cfg = job.config;
   const bool distill = !job.teacher_dir.empty();
   DistillLossWeights w = cfg.loss;
+  IntermediateOptions io = cfg.intermediate;
   if (!distill) {  // pre-training: the MLM term alone, unweighted, so the logged loss is the cross-entropy
     w.alpha_ce = w.alpha_cos = w.alpha_mse = 0;
     w.alpha_mlm = 1;
+    io.alpha_att = io.alpha_hidden = io.alpha_emb = 0;
   }
-  check(w.alpha_mlm + w.alpha_ce + w.alpha_cos + w.alpha_mse > 0, "every loss weight is 0: nothing to train");
+  check(w.alpha_mlm + w.alpha_ce + w.alpha_cos + w.alpha_mse > 0 || io.enabled(), "every loss weight is 0: nothing to train");
   const c10::Device device = parse_device(cfg.train.device);
 
   const Tokenizer tok = load_model_tokenizer(job.student_dir);
@@ -143,7 +147,8 @@ DistillResult run_distillation(const DistillJob& job) {
   if (distill) {
     LoadReport tr;
     teacher = load_model(job.teacher_dir, lo, &tr);
-    check(tr.initialised.empty(), job.teacher_dir, ": the teacher has no masked-LM head weights (",
+    check(tr.initialised.empty() || (w.alpha_ce == 0 && w.alpha_mse == 0), job.teacher_dir,
+          ": the teacher has no masked-LM head weights for alpha_ce / alpha_mse (",
           tr.initialised.empty() ? "" : tr.initialised.front(), " missing)");
     check(teacher->config.vocab_size == student->config.vocab_size, "teacher and student vocabularies differ (",
           teacher->config.vocab_size, " vs ", student->config.vocab_size, ")");
@@ -155,8 +160,14 @@ DistillResult run_distillation(const DistillJob& job) {
     for (auto& p : teacher->parameters()) p.set_requires_grad(false);
   }
 
+  IntermediateDistiller inter{nullptr};  // TinyBERT's projections and terms; none for DistilBERT
+  if (io.enabled()) {
+    inter = IntermediateDistiller(student->config, teacher->config, io, cfg.train.seed);
+    inter->to(device);
+  }
   Masker masker(tok, reader.token_counts(), cfg.masking, cfg.train.seed);
-  Trainer trainer(student, cfg.train, total_steps, job.run_dir);
+  Trainer trainer(student, cfg.train, total_steps, job.run_dir,
+                  inter.is_empty() ? nullptr : inter.ptr());
   if (dp) trainer.set_data_parallel(dp);
   if (!resume_from.empty()) {
     const auto caller = trainer.restore(resume_from);
@@ -180,7 +191,8 @@ DistillResult run_distillation(const DistillJob& job) {
     if (micro++ % ranks != dist.rank) continue;
     const auto batch = make_padded_batch(reader, rows, tok.pad_id());
     const StepBatch bt = to_step_batch(masker.mask(batch), device);
-    StepLoss loss = distillation_step_loss(*student, distill ? teacher.get() : nullptr, bt, w, cfg.train.bf16);
+    StepLoss loss = distillation_step_loss(*student, distill ? teacher.get() : nullptr, bt, w, cfg.train.bf16,
+                                            inter.is_empty() ? nullptr : inter.get());
     if (!trainer.accumulate(loss.total, loss.terms, bt.tokens)) continue;
     if (trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
     const bool stop_here = job.stop_at_step > 0 && trainer.step() >= job.stop_at_step && !trainer.done();

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "kl_kernel.h"
+#include "loss_util.h"
 #include "retort/error.h"
 #include "retort/losses.h"
 
@@ -16,6 +17,10 @@ namespace retort {
 namespace {
 
 constexpr int64_t kIgnoreIndex = -100;  // HF's "nothing to predict here" label
+
+}  // namespace
+
+namespace detail {
 
 // The dtype losses are computed in: fp64 stays fp64 (finite-difference tests), everything else fp32.
 torch::ScalarType compute_dtype(const torch::Tensor& t) {
@@ -45,7 +50,12 @@ torch::Tensor zero_loss(const torch::Tensor& like) {
   return like.to(compute_dtype(like)).sum() * 0.0;  // ()
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::check_float;
+using detail::compute_dtype;
+using detail::select_rows;
+using detail::zero_loss;
 
 torch::Tensor soft_target_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
                                double temperature, const torch::Tensor& mask) {
@@ -118,7 +128,7 @@ torch::Tensor mse_logits_loss(const torch::Tensor& student_logits, const torch::
   return torch::mse_loss(s.to(dtype), t.to(dtype), at::Reduction::Sum) / static_cast<double>(n);  // ()
 }
 
-void DistillLossWeights::validate() const {
+void DistillLossWeights::validate(bool other_terms) const {
   check(std::isfinite(temperature) && temperature > 0, "distillation loss: temperature must be positive, got ",
         temperature);
   const std::pair<const char*, double> alphas[] = {
@@ -130,7 +140,7 @@ void DistillLossWeights::validate() const {
   check(alpha_clm == 0, "distillation loss: alpha_clm = ", alpha_clm,
         ": the causal-LM loss does not apply to BERT students (they are masked LMs); set alpha_clm to 0 "
         "and weight the masked-LM loss with alpha_mlm");
-  check(alpha_ce > 0 || alpha_mlm > 0 || alpha_cos > 0 || alpha_mse > 0,
+  check(other_terms || alpha_ce > 0 || alpha_mlm > 0 || alpha_cos > 0 || alpha_mse > 0,
         "distillation loss: every alpha is 0, so there is nothing to train on");
 }
 

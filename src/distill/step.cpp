@@ -48,24 +48,31 @@ StepBatch to_step_batch(const MaskedBatch& mb, const c10::Device& device) {
 }
 
 StepLoss distillation_step_loss(ModelImpl& student, ModelImpl* teacher, const StepBatch& bt,
-                                const DistillLossWeights& w, bool bf16_autocast) {
-  const bool needs_teacher = w.alpha_ce > 0 || w.alpha_mse > 0 || w.alpha_cos > 0;
-  check(teacher || !needs_teacher, "distillation step: alpha_ce, alpha_mse or alpha_cos is set but there is no teacher");
+                                const DistillLossWeights& w, bool bf16_autocast, IntermediateDistillerImpl* inter) {
+  if (inter && !inter->options.enabled()) inter = nullptr;
+  const bool needs_teacher = w.alpha_ce > 0 || w.alpha_mse > 0 || w.alpha_cos > 0 || inter;
+  check(teacher || !needs_teacher,
+        "distillation step: alpha_ce, alpha_mse, alpha_cos or an intermediate term is set but there is no teacher");
+  const bool vocab_terms = w.alpha_ce > 0 || w.alpha_mse > 0 || w.alpha_mlm > 0;
   const bool logits_on_masked_only = (w.alpha_ce == 0 && w.alpha_mse == 0) || w.restrict_ce_to_mask;
   const auto rows = logits_on_masked_only ? bt.predicted : bt.attention.to(torch::kBool);  // (B, T)
+  const ForwardOptions fo = inter ? inter->forward_options() : ForwardOptions{};
 
+  EncoderOutput t_out;               // hidden states / scores for the intermediate terms
   torch::Tensor t_hidden, t_logits;  // (B, T, H) fp32, (N, V)
   if (needs_teacher) {
     torch::NoGradGuard no_grad;
-    auto t_out = teacher->bert->forward(bt.ids, bt.attention, {});
+    t_out = teacher->bert->forward(bt.ids, bt.attention, {}, fo);
     t_hidden = t_out.last_hidden_state.to(torch::kFloat);
     if (w.alpha_ce > 0 || w.alpha_mse > 0) t_logits = teacher->mlm_logits(t_out.last_hidden_state.index({rows}));
   }
   StepLoss out;
   AutocastGuard autocast(bf16_autocast, bt.ids.device());
-  auto s_hidden = student.bert->forward(bt.ids, bt.attention, {}).last_hidden_state;  // (B, T, H)
-  auto s_logits = student.mlm_logits(s_hidden.index({rows}));                         // (N, V)
-  auto add = [&](const char* name, double alpha, const torch::Tensor& term) {
+  const auto s_out = student.bert->forward(bt.ids, bt.attention, {}, fo);
+  const auto& s_hidden = s_out.last_hidden_state;  // (B, T, H)
+  torch::Tensor s_logits;                          // (N, V)
+  if (vocab_terms) s_logits = student.mlm_logits(s_hidden.index({rows}));
+  auto add = [&](const std::string& name, double alpha, const torch::Tensor& term) {
     out.terms[name] = term.detach();
     out.total = out.total.defined() ? out.total + alpha * term : alpha * term;
   };
@@ -74,6 +81,11 @@ StepLoss distillation_step_loss(ModelImpl& student, ModelImpl* teacher, const St
   if (w.alpha_mse > 0) add("loss_mse", w.alpha_mse, mse_logits_loss(s_logits, t_logits));
   if (w.alpha_cos > 0)
     add("loss_cos", w.alpha_cos, cosine_hidden_loss(s_hidden.to(torch::kFloat), t_hidden, bt.attention));
+  if (inter) {
+    const auto it = inter->losses(s_out, t_out, bt.attention);
+    for (const auto& [name, term] : it.terms) out.terms[name] = term.detach();
+    out.total = out.total.defined() ? out.total + it.total : it.total;
+  }
   return out;
 }
 

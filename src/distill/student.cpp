@@ -149,6 +149,13 @@ ModelConfig student_config(const ModelConfig& teacher, const StudentOptions& opt
     c.hidden_size = H;
     c.intermediate_size = std::max<int64_t>(1, teacher.intermediate_size * H / teacher.hidden_size);
   }
+  if (opt.intermediate_size) {
+    check(*opt.intermediate_size > 0, "student intermediate size must be positive, got ", *opt.intermediate_size);
+    check(*opt.intermediate_size == teacher.intermediate_size || opt.random_init, "student intermediate size ",
+          *opt.intermediate_size, " differs from the teacher's ", teacher.intermediate_size,
+          ": teacher layers cannot be copied; use --random-init");
+    c.intermediate_size = *opt.intermediate_size;
+  }
   if (type == ModelType::DistilBert) {
     c.type_vocab_size = 0;
     c.layer_norm_eps = 1e-12;  // fixed in transformers' DistilBERT; a reloaded student would use it anyway

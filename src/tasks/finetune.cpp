@@ -38,10 +38,18 @@ std::vector<std::string> task_id2label(const TaskSpec& spec) {
 }
 
 // Class logits of a batch in fp32. (B, C)
-torch::Tensor task_logits(ModelImpl& model, const TaskBatch& b, bool bf16, const torch::Device& device) {
+// The model's forward pass on a batch (logits in fp32), keeping what `fo` asks for.
+ModelOutput task_forward(ModelImpl& model, const TaskBatch& b, bool bf16, const torch::Device& device,
+                         const ForwardOptions& fo = {}) {
   AutocastGuard autocast(bf16, device);
   const bool types = model.config.type_vocab_size > 0;
-  return model.forward(b.input_ids, b.attention_mask, types ? b.token_type_ids : torch::Tensor()).logits.to(torch::kFloat);
+  ModelOutput out = model.forward(b.input_ids, b.attention_mask, types ? b.token_type_ids : torch::Tensor(), fo);
+  out.logits = out.logits.to(torch::kFloat);  // (B, C)
+  return out;
+}
+
+torch::Tensor task_logits(ModelImpl& model, const TaskBatch& b, bool bf16, const torch::Device& device) {
+  return task_forward(model, b, bf16, device).logits;
 }
 
 }  // namespace
@@ -279,6 +287,11 @@ FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
   get("alpha_task", c.alpha_task);
   get("alpha_ce", c.alpha_ce);
   get("temperature", c.temperature);
+  get("prediction_loss", c.prediction_loss);
+  check(c.prediction_loss == "kl" || c.prediction_loss == "soft_ce", "fine-tuning config: prediction_loss must be ",
+        "\"kl\" or \"soft_ce\", got \"", c.prediction_loss, "\"");
+  check(c.alpha_task >= 0 && c.alpha_ce >= 0, "fine-tuning config: alpha_task and alpha_ce must be >= 0");
+  c.intermediate.read(j, "fine-tuning config");
   get("max_train_examples", c.max_train_examples);
   get("max_eval_examples", c.max_eval_examples);
   get("eval_batch_size", c.eval_batch_size);
@@ -298,6 +311,8 @@ nlohmann::json FinetuneConfig::to_json() const {
   j["alpha_task"] = alpha_task;
   j["alpha_ce"] = alpha_ce;
   j["temperature"] = temperature;
+  j["prediction_loss"] = prediction_loss;
+  intermediate.write(j);
   j["max_train_examples"] = max_train_examples;
   j["max_eval_examples"] = max_eval_examples;
   j["eval_batch_size"] = eval_batch_size;
@@ -342,6 +357,17 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
           teacher->config.vocab_size, ") differs from the student's (", model->config.vocab_size, ")");
     teacher->eval();
   }
+  check(teacher || !cfg.intermediate.enabled(), "fine-tuning: alpha_att, alpha_hidden or alpha_emb needs a teacher");
+  check(!teacher || cfg.alpha_task > 0 || cfg.alpha_ce > 0 || cfg.intermediate.enabled(),
+        "fine-tuning: alpha_task, alpha_ce and the intermediate terms are all 0: nothing to train");
+  IntermediateDistiller inter{nullptr};  // TinyBERT stage 1: projections and the intermediate terms
+  if (teacher && cfg.intermediate.enabled()) {
+    inter = IntermediateDistiller(model->config, teacher->config, cfg.intermediate, cfg.train.seed);
+    inter->to(device);
+  }
+  const ForwardOptions fo = inter.is_empty() ? ForwardOptions{} : inter->forward_options();
+  // Intermediate terms only: the head learns nothing, so the dev score says nothing; keep the last epoch.
+  const bool keep_last = teacher && cfg.alpha_task == 0 && cfg.alpha_ce == 0;
 
   // Data parallel (distributed.h): every rank draws the same global batches of batch_size x N rows and
   // trains on its own slice; only full global batches are used, so every rank has rows.
@@ -359,7 +385,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
   const int64_t total = cfg.train.max_steps > 0
                             ? cfg.train.max_steps
                             : std::max<int64_t>(1, micro_per_epoch * cfg.train.n_epoch / cfg.train.gradient_accumulation_steps);
-  Trainer trainer(model, cfg.train, total, cfg.out_dir);
+  Trainer trainer(model, cfg.train, total, cfg.out_dir, inter.is_empty() ? nullptr : inter.ptr());
   if (dp) trainer.set_data_parallel(dp);
   EvalOptions eo;
   eo.features = cfg.features;
@@ -385,20 +411,30 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
       const auto first = global.begin() + dist.rank * cfg.train.batch_size;
       const std::vector<size_t> rows = ranks == 1 ? global : std::vector<size_t>(first, first + cfg.train.batch_size);
       const TaskBatch b = make_task_batch(f, train, rows, spec.kind, tok.pad_id(), true, device);
-      const torch::Tensor logits = task_logits(*model, b, cfg.train.bf16, device);  // (B, C)
+      const ModelOutput so = task_forward(*model, b, cfg.train.bf16, device, fo);
+      const torch::Tensor& logits = so.logits;  // (B, C)
       torch::Tensor task_loss = regression ? F::mse_loss(logits.squeeze(-1), b.labels)
                                            : F::cross_entropy(logits, b.labels);
       std::map<std::string, torch::Tensor> terms{{"loss_task", task_loss}};
       torch::Tensor loss = w_task * task_loss;
       if (teacher) {
-        torch::Tensor t;
+        ModelOutput to;
         {
           torch::NoGradGuard no_grad;
-          t = task_logits(*teacher, b, cfg.train.bf16, device);  // (B, C)
+          to = task_forward(*teacher, b, cfg.train.bf16, device, fo);
         }
-        torch::Tensor ce = regression ? F::mse_loss(logits, t) : soft_target_loss(logits, t, cfg.temperature);
+        const torch::Tensor& t = to.logits;  // (B, C)
+        torch::Tensor ce = regression                          ? F::mse_loss(logits, t)
+                           : cfg.prediction_loss == "soft_ce" ? soft_cross_entropy_loss(logits, t, cfg.temperature)
+                                                              : soft_target_loss(logits, t, cfg.temperature);
         terms["loss_ce"] = ce;
         loss = loss + cfg.alpha_ce * ce;
+        if (!inter.is_empty()) {
+          AutocastGuard autocast(cfg.train.bf16, device);
+          auto it = inter->losses(so.encoder, to.encoder, b.attention_mask);
+          for (const auto& [name, term] : it.terms) terms[name] = term;
+          loss = loss + it.total;
+        }
       }
       trainer.accumulate(loss, terms, b.tokens);
       loss_sum += loss.item<double>();
@@ -421,7 +457,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
                          {"train_seconds", train_seconds}, {"score", score}};
     for (const auto& r : evals) ej["eval"][r.split] = r.to_json();
     result.epochs.push_back(ej);
-    if (result.best_epoch == 0 || score > result.best_score) {
+    if (keep_last || result.best_epoch == 0 || score > result.best_score) {
       result.best_score = score;
       result.best_epoch = epoch;
       result.best_eval = evals;

@@ -91,7 +91,9 @@ std::string squash(const std::string& s) {
   return out;
 }
 
-std::vector<std::string> split_tabs(const std::string& line) {
+}  // namespace
+
+std::vector<std::string> split_tsv_fields(const std::string& line) {
   std::vector<std::string> fields;
   size_t start = 0;
   for (;;) {
@@ -104,6 +106,8 @@ std::vector<std::string> split_tabs(const std::string& line) {
     start = tab + 1;
   }
 }
+
+namespace {
 
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string s;
@@ -154,10 +158,12 @@ const TaskSpec& task_spec(const std::string& name) {
   fail("unknown task '", name, "' (known: ", join(task_names()), ")");
 }
 
-std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& path, bool labelled) {
+TsvTable read_glue_table(const TaskSpec& spec, const std::string& path, bool labelled) {
   check(spec.kind != TaskKind::SpanExtraction && spec.name != "imdb", "task ", spec.name,
         " is not in GLUE's TSV format");
-  const std::vector<std::string> lines = read_lines(path);
+  TsvTable t;
+  t.lines = read_lines(path);
+  const auto& lines = t.lines;
   size_t first = 0;
   while (first < lines.size() && blank(lines[first])) ++first;
   check(first < lines.size(), path, ": empty file (expected ", spec.display, " rows",
@@ -166,7 +172,7 @@ std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& 
   int ia = spec.idx_a, ib = spec.idx_b, il = labelled ? spec.idx_label : -1;
   bool label_last = false;
   if (spec.header) {
-    const auto header = split_tabs(lines[first]);
+    const auto header = split_tsv_fields(lines[first]);
     auto column = [&](const std::string& name, bool required) -> int {
       if (name.empty()) return -1;
       // GLUE's labels are the last column of MNLI's header ("gold_label"); find the last match.
@@ -183,12 +189,26 @@ std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& 
     label_last = il >= 0 && il + 1 == static_cast<int>(header.size());
     ++first;
   }
+  t.first_row = first;
+  t.col_a = ia;
+  t.col_b = ib;
+  t.col_label = il;
+  t.label_last = label_last;
+  return t;
+}
+
+std::vector<TaskExample> read_glue_tsv(const TaskSpec& spec, const std::string& path, bool labelled) {
+  const TsvTable table = read_glue_table(spec, path, labelled);
+  const auto& lines = table.lines;
+  const size_t first = table.first_row;
+  const int ia = table.col_a, ib = table.col_b, il = table.col_label;
+  const bool label_last = table.label_last;
   const int needed = std::max({ia, ib, il}) + 1;
 
   std::vector<TaskExample> out;
   for (size_t n = first; n < lines.size(); ++n) {
     if (blank(lines[n])) continue;
-    const auto f = split_tabs(lines[n]);
+    const auto f = split_tsv_fields(lines[n]);
     const size_t line_no = n + 1;
     check(static_cast<int>(f.size()) >= needed, path, ":", line_no, ": expected at least ", needed,
           " tab-separated fields for task ", spec.name, ", found ", f.size());

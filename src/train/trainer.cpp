@@ -99,18 +99,28 @@ torch::optim::AdamWOptions adamw_options(const TrainConfig& config) {
       .weight_decay(config.weight_decay);
 }
 
-Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir)
-    : model_(std::move(model)), config_(config), total_steps_(total_steps), run_dir_(std::move(run_dir)) {
+Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir,
+                 std::shared_ptr<torch::nn::Module> extra)
+    : model_(std::move(model)),
+      extra_(std::move(extra)),
+      config_(config),
+      total_steps_(total_steps),
+      run_dir_(std::move(run_dir)) {
   check(total_steps_ > 0, "nothing to train: 0 optimizer steps (corpus too small for the batch size?)");
   warmup_steps_ = static_cast<int64_t>(std::ceil(config_.warmup_prop * static_cast<double>(total_steps_)));
   // Two groups as the HF example: no weight decay on biases and LayerNorm weights.
   std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& item : model_->named_parameters()) {
-    if (!item.value().requires_grad()) continue;
-    const std::string& n = item.key();
-    const bool skip = n.find("bias") != std::string::npos || n.find("LayerNorm.weight") != std::string::npos;
-    (skip ? no_decay : decay).push_back(item.value());
-  }
+  auto add_params = [&](torch::nn::Module& m) {
+    for (const auto& item : m.named_parameters()) {
+      params_.push_back(item.value());
+      if (!item.value().requires_grad()) continue;
+      const std::string& n = item.key();
+      const bool skip = n.find("bias") != std::string::npos || n.find("LayerNorm.weight") != std::string::npos;
+      (skip ? no_decay : decay).push_back(item.value());
+    }
+  };
+  add_params(*model_);
+  if (extra_) add_params(*extra_);
   const auto opts = adamw_options(config_);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
@@ -140,7 +150,7 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
   (loss / static_cast<double>(config_.gradient_accumulation_steps)).backward();
   if (++micro_ < config_.gradient_accumulation_steps) return false;
   if (dp_) {
-    dp_->average_gradients(model_->parameters());
+    dp_->average_gradients(params_);
     std::vector<double> sums = {loss_sum_, static_cast<double>(tokens_)};  // terms: same keys on every rank
     for (const auto& [k, v] : term_sums_) sums.push_back(v);
     sums = dp_->sum(sums);
@@ -153,10 +163,10 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
 
   double norm = 0;
   if (config_.max_grad_norm > 0) {
-    norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.max_grad_norm);
+    norm = torch::nn::utils::clip_grad_norm_(params_, config_.max_grad_norm);
   } else {
     double sq = 0;
-    for (const auto& p : model_->parameters()) {
+    for (const auto& p : params_) {
       if (p.grad().defined()) sq += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
     }
     norm = std::sqrt(sq);
@@ -192,7 +202,7 @@ bool Trainer::checkpoint_due() const {
 void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
   dp_ = std::move(dp);
   if (!dp_) return;
-  dp_->broadcast(model_->parameters());
+  dp_->broadcast(params_);
   if (!dp_->is_main()) metrics_.reset();
 }
 
@@ -237,6 +247,11 @@ std::string Trainer::save_checkpoint(const nlohmann::json& caller_state) const {
   fs::create_directories(tmp_dir);
   save_model(*model_.ptr(), tmp_dir);
   torch::save(*optimizer_, join_path(tmp_dir, "optimizer.pt"));
+  if (extra_) {
+    torch::serialize::OutputArchive archive;
+    extra_->save(archive);
+    archive.save_to(join_path(tmp_dir, "extra.pt"));
+  }
   torch::Tensor rng;  // (state bytes) of the default CPU generator: dropout masks
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -266,6 +281,13 @@ nlohmann::json Trainer::restore(const std::string& dir) {
         " (resume with the same configuration)");
   try {
     torch::load(*optimizer_, join_path(dir, "optimizer.pt"));
+    if (extra_) {
+      check(path_exists(join_path(dir, "extra.pt")), dir, ": the checkpoint has no extra.pt (the projections of ",
+            "intermediate distillation); resume with the configuration that wrote it");
+      torch::serialize::InputArchive archive;
+      archive.load_from(join_path(dir, "extra.pt"));
+      extra_->load(archive);
+    }
     torch::Tensor rng;
     torch::load(rng, join_path(dir, "rng_state.pt"));
     auto gen = at::detail::getDefaultCPUGenerator();

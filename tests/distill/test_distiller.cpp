@@ -13,6 +13,7 @@
 #include "retort/distiller.h"
 #include "retort/error.h"
 #include "retort/safetensors.h"
+#include "retort/student.h"
 #include "retort/tokenizer.h"
 #include "test_paths.h"
 #include "tiny_model.h"
@@ -110,6 +111,69 @@ TEST_F(Distiller, DistillationLogsEveryTermAndResumesExactly) {
   SafetensorsFile a(r1.final_dir + "/model.safetensors"), b(second.final_dir + "/model.safetensors");
   ASSERT_EQ(a.names(), b.names());
   for (const auto& n : a.names()) EXPECT_TRUE(torch::equal(a.tensor(n), b.tensor(n))) << n;
+}
+
+// TinyBERT's general distillation: a narrower, shallower student learns the teacher's attention scores,
+// hidden states and embeddings through per-layer projections; no vocabulary term at all. The terms fall,
+// and a stopped run resumes to the same weights (the projections come back from extra.pt).
+TEST_F(Distiller, TinyBertGeneralDistillationLearnsTheIntermediateLayersAndResumes) {
+  const Tokenizer tok = Tokenizer::load(test::shared_path("vocab/bert-base-uncased"));
+  const fs::path teacher = kRoot / "teacher4", student = kRoot / "student-narrow";
+  if (!fs::exists(student)) {
+    ModelConfig tc = test::tiny_config(tok, 4, 64);
+    tc.initializer_range = 0.2;  // attention scores well away from 0, so there is something to learn
+    test::save_tiny_model(teacher, tok, tc, 21);
+    Model t = load_model(teacher.string());
+    StudentOptions so;
+    so.random_init = true;
+    so.n_layers = 2;
+    so.hidden_size = 16;
+    so.intermediate_size = 32;
+    so.format = StudentFormat::Bert;
+    Model s = init_student_from_teacher(*t, so);
+    save_model(*s, student.string());
+    tok.save(student.string());
+  }
+  auto make = [&](const std::string& run) {
+    auto j = job(run, teacher.string());
+    j.student_dir = student.string();
+    j.config = DistillConfig::from_json({{"alpha_ce", 0.0}, {"alpha_mlm", 0.0}, {"alpha_cos", 0.0},
+                                         {"alpha_att", 1.0}, {"alpha_hidden", 1.0}, {"alpha_emb", 1.0},
+                                         {"projection", "per_layer"}, {"batch_size", 8},
+                                         {"gradient_accumulation_steps", 1}, {"max_steps", 16}, {"log_interval", 1},
+                                         {"checkpoint_interval", 0}, {"learning_rate", 1e-2}, {"warmup_prop", 0.0}});
+    return j;
+  };
+  auto full = make("tiny-full");
+  auto r = run_distillation(full);
+  auto m = metrics(full.run_dir);
+  ASSERT_EQ(m.size(), 16u);
+  EXPECT_FALSE(m[0].contains("loss_ce"));
+  EXPECT_FALSE(m[0].contains("loss_mlm"));
+  for (const char* k : {"loss_att", "loss_hidden", "loss_emb"}) {
+    ASSERT_TRUE(m[0].contains(k)) << k;
+    EXPECT_LT(m.back()[k].get<double>(), 0.7 * m.front()[k].get<double>()) << k << " " << m.front()[k] << " -> " << m.back()[k];
+  }
+  Model back = load_model(r.final_dir);  // the student alone: no projection in the saved model
+  EXPECT_EQ(back->config.hidden_size, 16);
+  SafetensorsFile fin(r.final_dir + "/model.safetensors");
+  for (const auto& n : fin.names()) EXPECT_EQ(n.find("fit_dense"), std::string::npos) << n;
+
+  auto split = make("tiny-split");
+  split.stop_at_step = 5;
+  EXPECT_TRUE(run_distillation(split).interrupted);
+  EXPECT_TRUE(fs::exists(fs::path(split.run_dir) / "checkpoint-5" / "extra.pt"));
+  torch::manual_seed(999);
+  split.resume = true;
+  split.stop_at_step = 0;
+  auto second = run_distillation(split);
+  SafetensorsFile a(r.final_dir + "/model.safetensors"), b(second.final_dir + "/model.safetensors");
+  for (const auto& n : a.names()) EXPECT_TRUE(torch::equal(a.tensor(n), b.tensor(n))) << n;
+  // Every weight 0 (intermediate included) is refused; a mapping that does not fit fails before training.
+  EXPECT_THROW(DistillConfig::from_json({{"alpha_ce", 0.0}, {"alpha_mlm", 0.0}, {"alpha_cos", 0.0}}), Error);
+  auto bad = make("tiny-bad");
+  bad.config.intermediate.layer_map = {1, 2, 3};
+  EXPECT_THROW(run_distillation(bad), Error);
 }
 
 TEST_F(Distiller, Bf16AutocastRuns) {

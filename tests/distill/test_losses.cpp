@@ -14,6 +14,7 @@
 
 #include "retort/error.h"
 #include "retort/losses.h"
+#include "grad_check.h"
 #include "test_paths.h"
 
 namespace retort {
@@ -116,30 +117,6 @@ double expected_mse(const torch::Tensor& s, const torch::Tensor& t, const torch:
 }
 
 // Central differences against autograd, element by element, in double precision.
-void expect_gradients_match(const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x0) {
-  ASSERT_EQ(x0.scalar_type(), torch::kDouble);
-  auto x = x0.detach().clone().set_requires_grad(true);  // same shape as x0
-  f(x).backward();
-  auto analytic = x.grad().contiguous();                  // same shape as x0
-  const double h = 1e-6;
-  auto flat = x0.detach().clone().contiguous();            // same shape as x0
-  auto* p = flat.data_ptr<double>();
-  const auto* g = analytic.data_ptr<double>();
-  double max_abs_grad = 0;
-  for (int64_t i = 0; i < flat.numel(); ++i) {
-    const double keep = p[i];
-    p[i] = keep + h;
-    const double up = f(flat).item<double>();
-    p[i] = keep - h;
-    const double down = f(flat).item<double>();
-    p[i] = keep;
-    const double numeric = (up - down) / (2 * h);
-    EXPECT_NEAR(g[i], numeric, 1e-6) << "element " << i;
-    max_abs_grad = std::max(max_abs_grad, std::abs(g[i]));
-  }
-  EXPECT_GT(max_abs_grad, 1e-3);  // the check compared real gradients, not zeros
-}
-
 using test::error_of;
 
 TEST(SoftTargetLoss, MatchesKlDivergenceComputedByHand) {
@@ -281,26 +258,26 @@ TEST(LossGradients, MatchFiniteDifferences) {
   const auto labels = mlm_labels();
   {
     SCOPED_TRACE("soft_target_loss");
-    expect_gradients_match([&](const torch::Tensor& s) { return soft_target_loss(s, t_logits, 2.0, mask); },
+    test::expect_gradients_match([&](const torch::Tensor& s) { return soft_target_loss(s, t_logits, 2.0, mask); },
                            wave(V, 0.0, 3.0));
   }
   {
     SCOPED_TRACE("soft_target_loss T=0.7");
-    expect_gradients_match([&](const torch::Tensor& s) { return soft_target_loss(s, t_logits, 0.7, mask); },
+    test::expect_gradients_match([&](const torch::Tensor& s) { return soft_target_loss(s, t_logits, 0.7, mask); },
                            wave(V, 0.0, 3.0));
   }
   {
     SCOPED_TRACE("mlm_loss");
-    expect_gradients_match([&](const torch::Tensor& s) { return mlm_loss(s, labels); }, wave(V, 0.3, 2.5));
+    test::expect_gradients_match([&](const torch::Tensor& s) { return mlm_loss(s, labels); }, wave(V, 0.3, 2.5));
   }
   {
     SCOPED_TRACE("cosine_hidden_loss");
-    expect_gradients_match([&](const torch::Tensor& s) { return cosine_hidden_loss(s, t_hidden, mask); },
+    test::expect_gradients_match([&](const torch::Tensor& s) { return cosine_hidden_loss(s, t_hidden, mask); },
                            wave(H, 0.2, 1.0));
   }
   {
     SCOPED_TRACE("mse_logits_loss");
-    expect_gradients_match([&](const torch::Tensor& s) { return mse_logits_loss(s, t_logits, mask); },
+    test::expect_gradients_match([&](const torch::Tensor& s) { return mse_logits_loss(s, t_logits, mask); },
                            wave(V, 0.0, 3.0));
   }
   {
@@ -308,7 +285,7 @@ TEST(LossGradients, MatchFiniteDifferences) {
     DistillLossWeights w;
     w.alpha_mse = 0.5;
     w.alpha_cos = 0;
-    expect_gradients_match(
+    test::expect_gradients_match(
         [&](const torch::Tensor& s) {
           return distillation_loss({s, t_logits, labels, mask, {}, {}}, w).total;
         },

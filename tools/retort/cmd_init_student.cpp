@@ -17,7 +17,7 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
   struct Args {
     std::string teacher, out, strategy, format = "distilbert";
     std::vector<int64_t> layers;
-    int64_t n_layers = 0, hidden_size = 0;
+    int64_t n_layers = 0, hidden_size = 0, intermediate_size = 0;
     uint64_t seed = 42;
     bool random_init = false;
   };
@@ -33,6 +33,8 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--format", a->format, "Student architecture")->check(CLI::IsMember({"distilbert", "bert"}))->capture_default_str();
   cmd->add_flag("--random-init", a->random_init, "Copy nothing: initialise the student from --seed");
   cmd->add_option("--hidden-size", a->hidden_size, "Student hidden size (only with --random-init when it differs from the teacher's)");
+  cmd->add_option("--intermediate-size", a->intermediate_size,
+                  "Student FFN size (default: the teacher's ratio to the hidden size; only with --random-init when it differs)");
   cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->callback([&run, &g, a, cmd] {
     run = [&g, a, cmd] {
@@ -41,6 +43,7 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
       if (!a->strategy.empty()) opt.strategy = parse_layer_strategy(a->strategy);
       if (cmd->count("--n-layers") > 0) opt.n_layers = a->n_layers;
       if (cmd->count("--hidden-size") > 0) opt.hidden_size = a->hidden_size;
+      if (cmd->count("--intermediate-size") > 0) opt.intermediate_size = a->intermediate_size;
       opt.format = parse_student_format(a->format);
       opt.random_init = a->random_init;
       opt.seed = a->seed;

@@ -37,6 +37,7 @@ void add_bench(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_export(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_download(CLI::App& app, GlobalOptions& g, Runner& run);
 void add_launch(CLI::App& app, GlobalOptions& g, Runner& run);
+void add_augment(CLI::App& app, GlobalOptions& g, Runner& run);
 
 // The JSON object of a --config file ({} for an empty path); invalid JSON is an Error naming the file.
 nlohmann::json read_config_file(const std::string& path);

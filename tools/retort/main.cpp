@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   add_export(app, g, run);
   add_download(app, g, run);
   add_launch(app, g, run);
+  add_augment(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
   }
   // Commands that spend their time in matmuls restart once with the OpenMP / OpenBLAS settings (which
   // only apply at process start); the others are not worth the second start-up (~0.5 s of library loading).
-  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue", "bench", "evaluate", "predict"}) {
+  for (const char* heavy : {"pretrain", "distill", "eval-mlm", "bench-train", "finetune", "glue", "bench", "evaluate", "predict", "augment"}) {
     if (app.got_subcommand(heavy)) retort::reexec_with_recommended_environment(argc, argv);
   }
   try {
