@@ -1,5 +1,5 @@
-// ModelConfig: one struct for every encoder Retort builds (BERT, DistilBERT), parsed from and written
-// back to a Hugging Face config.json. Field names follow the BERT spelling; DistilBERT's own spelling
+// ModelConfig: one struct for every encoder Retort builds (BERT, DistilBERT, MobileBERT), parsed from and
+// written back to a Hugging Face config.json. Field names follow the BERT spelling; DistilBERT's own spelling
 // (dim, n_layers, hidden_dim, ...) is translated on the way in and out. Fields Retort does not use are
 // kept verbatim in `extra` and written back, so a round trip loses nothing.
 #pragma once
@@ -13,11 +13,25 @@
 
 namespace retort {
 
-enum class ModelType { Bert, DistilBert };
+enum class ModelType { Bert, DistilBert, MobileBert };
 
-// "bert" / "distilbert" <-> ModelType; throws Error on anything else.
+// "bert" / "distilbert" / "mobilebert" <-> ModelType; throws Error on anything else.
 ModelType parse_model_type(const std::string& s);
 std::string model_type_name(ModelType t);
+
+// MobileBERT's knobs (Sun et al. 2020; transformers' MobileBertConfig names and defaults): a narrow
+// embedding with the 3-gram input, bottlenecks around each block, stacked FFNs, NoNorm.
+struct MobileBertOptions {
+  int64_t embedding_size = 128;         // E: word-embedding width (the 3-gram input makes it 3E, projected to H)
+  bool trigram_input = true;
+  bool use_bottleneck = true;
+  int64_t intra_bottleneck_size = 128;  // the block's inner width when use_bottleneck
+  bool use_bottleneck_attention = false;  // query, key and value all from the bottlenecked input
+  bool key_query_shared_bottleneck = true;  // query and key from one shared bottleneck of the input
+  int64_t num_feedforward_networks = 4;     // FFNs per block (stacked)
+  std::string normalization_type = "no_norm";  // "no_norm" (elementwise affine) or "layer_norm"
+  bool classifier_activation = true;           // pooler: tanh(dense(h[:, 0])) instead of h[:, 0]
+};
 
 struct ModelConfig {
   ModelType model_type = ModelType::Bert;
@@ -44,9 +58,14 @@ struct ModelConfig {
   std::vector<std::string> id2label;    // label names by index; size = num_labels
   std::string problem_type;             // "", "regression", "single_label_classification", ...
   std::string torch_dtype = "float32";
+  MobileBertOptions mobile;             // model_type mobilebert only
   nlohmann::json extra = nlohmann::json::object();  // unknown fields, written back unchanged
 
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  // Width the attention and FFNs run at: MobileBERT's intra-block bottleneck, else the hidden size.
+  int64_t true_hidden_size() const {
+    return model_type == ModelType::MobileBert && mobile.use_bottleneck ? mobile.intra_bottleneck_size : hidden_size;
+  }
+  int64_t head_dim() const { return true_hidden_size() / num_attention_heads; }
   int64_t num_labels() const { return static_cast<int64_t>(id2label.size()); }
   // Checks internal consistency (positive sizes, heads divide hidden size, known activation);
   // `source` names the file in the message.

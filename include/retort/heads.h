@@ -36,6 +36,7 @@ struct MlmPredictionsImpl : torch::nn::Module {
   MlmTransform transform{nullptr};
   torch::Tensor bias;            // (V)
   torch::nn::Linear decoder{nullptr};  // only when tie_word_embeddings is false
+  torch::nn::Linear dense{nullptr};    // MobileBERT: weight (H - E, V), the decoder's other H - E inputs
 };
 TORCH_MODULE(MlmPredictions);
 

@@ -19,23 +19,10 @@
 #include <vector>
 
 #include "retort/config.h"
+#include "retort/forward.h"
+#include "retort/mobilebert.h"
 
 namespace retort {
-
-// Which intermediate tensors a forward pass keeps. All off by default: inference pays nothing.
-struct ForwardOptions {
-  bool hidden_states = false;     // embedding output + every layer output
-  bool attentions = false;        // softmax probabilities per layer
-  bool attention_scores = false;  // pre-softmax scaled scores per layer, before the mask is added
-};
-
-struct EncoderOutput {
-  torch::Tensor last_hidden_state;           // (B, T, H)
-  std::vector<torch::Tensor> hidden_states;  // L+1 x (B, T, H); [0] = embeddings after LayerNorm
-  std::vector<torch::Tensor> attentions;     // L x (B, N, T, T)
-  std::vector<torch::Tensor> attention_scores;  // L x (B, N, T, T)
-  torch::Tensor pooled;                      // (B, H) tanh(dense(h[:, 0])); undefined without pooler
-};
 
 // Applies a Hugging Face activation by name (gelu = exact erf GELU, gelu_new = tanh approximation, ...).
 torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
@@ -95,11 +82,6 @@ struct IntermediateImpl : torch::nn::Module {
 };
 TORCH_MODULE(Intermediate);
 
-struct LayerOutput {
-  torch::Tensor hidden;  // (B, T, H)
-  torch::Tensor probs;   // (B, N, T, T) when asked for
-  torch::Tensor scores;  // (B, N, T, T) when asked for
-};
 
 // One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
 struct LayerImpl : torch::nn::Module {
@@ -122,19 +104,24 @@ TORCH_MODULE(LayerStack);  // HF's "encoder": the list of layers
 struct PoolerImpl : torch::nn::Module {
   explicit PoolerImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& hidden);  // (B, T, H) -> (B, H)
-  torch::nn::Linear dense{nullptr};
+  torch::nn::Linear dense{nullptr};  // null for MobileBERT without classifier_activation: h[:, 0] as is
 };
 TORCH_MODULE(Pooler);
 
-// HF BertModel: embeddings, encoder, optional pooler.
+// HF BertModel (and MobileBertModel): embeddings, encoder, optional pooler.
 struct BertModelImpl : torch::nn::Module {
   BertModelImpl(const ModelConfig& c, bool add_pooler);
   // input_ids, attention_mask, token_type_ids: (B, T) int64; the last two may be undefined.
   EncoderOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& token_type_ids, const ForwardOptions& opt = {});
+  // The word-embedding table of either family: (V, H), MobileBERT (V, E).
+  torch::nn::Embedding& word_embeddings();
+  bool is_mobile() const { return static_cast<bool>(mobile_encoder); }
   ModelConfig config;
-  Embeddings embeddings{nullptr};
+  Embeddings embeddings{nullptr};  // BERT / DistilBERT
   LayerStack encoder{nullptr};
+  MobileEmbeddings mobile_embeddings{nullptr};  // MobileBERT, registered as "embeddings"
+  MobileLayerStack mobile_encoder{nullptr};     // MobileBERT, registered as "encoder"
   Pooler pooler{nullptr};
 };
 TORCH_MODULE(BertModel);

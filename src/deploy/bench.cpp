@@ -153,10 +153,15 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
   if (opt.onnxruntime) ort = find_onnxruntime();
   std::vector<BenchRow> rows;
   for (const auto& dir : dirs) {
+    const bool mobile = ModelConfig::load(dir).model_type == ModelType::MobileBert;
     for (const auto& precision : opt.precisions) {
       const Precision p = parse_precision(precision);
       if (p == Precision::Int8 && !device.is_cpu()) {  // dynamic quantization has CPU kernels only
         std::cerr << "bench: int8 skipped on " << device.str() << " (CPU only)\n";
+        continue;
+      }
+      if (p == Precision::Int8 && mobile) {
+        std::cerr << "bench: int8 skipped for " << dir << " (not implemented for MobileBERT)\n";
         continue;
       }
       LoadOptions lo;
@@ -203,7 +208,7 @@ std::vector<BenchRow> bench_models(const std::vector<std::string>& dirs, const B
       }
       rows.push_back(std::move(row));
     }
-    if (ort.available()) rows.push_back(bench_onnxruntime(dir, opt, ort, rows.size()));
+    if (ort.available() && !mobile) rows.push_back(bench_onnxruntime(dir, opt, ort, rows.size()));
   }
   return rows;
 }

@@ -299,6 +299,7 @@ onnx::ModelProto parse(const std::string& path) {
 }  // namespace
 
 void export_onnx(ModelImpl& model, const std::string& path) {
+  check(!model.bert->is_mobile(), "export: MobileBERT models cannot be exported to ONNX yet (BERT and DistilBERT can)");
   onnx::ModelProto m = build_model(model);
   validate(m, path);
   std::string bytes;

@@ -173,6 +173,9 @@ Model init_student_from_teacher(ModelImpl& teacher, const StudentOptions& opt) {
   check(opt.random_init || static_cast<bool>(teacher.cls), "the teacher has no masked-LM head (architecture ",
         architecture_name(teacher.config.model_type, teacher.head),
         "); load it as *ForMaskedLM so the student can copy the head");
+  check(opt.random_init || teacher.config.model_type != ModelType::MobileBert,
+        "init student: a MobileBERT teacher's blocks (bottlenecks, stacked FFNs) do not fit a BERT or DistilBERT "
+        "student; use --random-init, or train a MobileBERT student (retort distill with a mobilebert config)");
   const std::vector<int64_t> layers = student_layer_indices(opt, teacher.config.num_hidden_layers);
   Model student(student_config(teacher.config, opt), HeadKind::MaskedLM);
   // Every tensor starts from HF's initialisation (seeded); with random_init that is the whole story.

@@ -81,18 +81,34 @@ void read_labels(json& j, ModelConfig& c, const std::string& source) {
 ModelType parse_model_type(const std::string& s) {
   if (s == "bert") return ModelType::Bert;
   if (s == "distilbert") return ModelType::DistilBert;
-  fail("unsupported model_type '", s, "' (Retort supports bert, distilbert)");
+  if (s == "mobilebert") return ModelType::MobileBert;
+  fail("unsupported model_type '", s, "' (Retort supports bert, distilbert, mobilebert)");
 }
 
-std::string model_type_name(ModelType t) { return t == ModelType::Bert ? "bert" : "distilbert"; }
+std::string model_type_name(ModelType t) {
+  switch (t) {
+    case ModelType::Bert: return "bert";
+    case ModelType::DistilBert: return "distilbert";
+    case ModelType::MobileBert: return "mobilebert";
+  }
+  return "bert";
+}
 
 void ModelConfig::validate(const std::string& source) const {
   check(vocab_size > 0, source, ": vocab_size must be positive, got ", vocab_size);
   check(hidden_size > 0, source, ": hidden size must be positive, got ", hidden_size);
   check(num_hidden_layers > 0, source, ": number of layers must be positive, got ", num_hidden_layers);
-  check(num_attention_heads > 0 && hidden_size % num_attention_heads == 0, source,
-        ": hidden size ", hidden_size, " is not a multiple of the number of attention heads ",
+  check(num_attention_heads > 0 && true_hidden_size() % num_attention_heads == 0, source,
+        ": hidden size ", true_hidden_size(), " is not a multiple of the number of attention heads ",
         num_attention_heads);
+  if (model_type == ModelType::MobileBert) {
+    check(mobile.embedding_size > 0 && mobile.embedding_size <= hidden_size, source, ": embedding_size ",
+          mobile.embedding_size, " must be in 1..hidden_size (", hidden_size, ")");
+    check(mobile.intra_bottleneck_size > 0, source, ": intra_bottleneck_size must be positive");
+    check(mobile.num_feedforward_networks > 0, source, ": num_feedforward_networks must be positive");
+    check(mobile.normalization_type == "no_norm" || mobile.normalization_type == "layer_norm", source,
+          ": normalization_type '", mobile.normalization_type, "' is not supported (no_norm, layer_norm)");
+  }
   check(intermediate_size > 0, source, ": intermediate size must be positive, got ", intermediate_size);
   check(max_position_embeddings > 0, source, ": max_position_embeddings must be positive");
   check(kActivations.count(hidden_act) == 1, source, ": unsupported activation '", hidden_act, "'");
@@ -123,7 +139,7 @@ ModelConfig ModelConfig::from_json(const json& in, const std::string& source) {
   take(j, "torch_dtype", c.torch_dtype, source);
   take(j, "tie_word_embeddings", c.tie_word_embeddings, source);
   read_labels(j, c, source);
-  if (c.model_type == ModelType::Bert) {
+  if (c.model_type != ModelType::DistilBert) {
     take(j, "hidden_size", c.hidden_size, source);
     take(j, "num_hidden_layers", c.num_hidden_layers, source);
     take(j, "num_attention_heads", c.num_attention_heads, source);
@@ -135,6 +151,19 @@ ModelConfig ModelConfig::from_json(const json& in, const std::string& source) {
     take(j, "type_vocab_size", c.type_vocab_size, source);
     take(j, "layer_norm_eps", c.layer_norm_eps, source);
     take(j, "position_embedding_type", c.position_embedding_type, source);
+    if (c.model_type == ModelType::MobileBert) {
+      auto& m = c.mobile;
+      take(j, "embedding_size", m.embedding_size, source);
+      take(j, "trigram_input", m.trigram_input, source);
+      take(j, "use_bottleneck", m.use_bottleneck, source);
+      take(j, "intra_bottleneck_size", m.intra_bottleneck_size, source);
+      take(j, "use_bottleneck_attention", m.use_bottleneck_attention, source);
+      take(j, "key_query_shared_bottleneck", m.key_query_shared_bottleneck, source);
+      take(j, "num_feedforward_networks", m.num_feedforward_networks, source);
+      take(j, "normalization_type", m.normalization_type, source);
+      take(j, "classifier_activation", m.classifier_activation, source);
+      j.erase("true_hidden_size");  // derived; written back on save
+    }
   } else {
     take(j, "dim", c.hidden_size, source);
     take(j, "n_layers", c.num_hidden_layers, source);
@@ -176,7 +205,7 @@ json ModelConfig::to_json() const {
     j["id2label"] = id2;
     j["label2id"] = l2i;
   }
-  if (model_type == ModelType::Bert) {
+  if (model_type != ModelType::DistilBert) {
     j["hidden_size"] = hidden_size;
     j["num_hidden_layers"] = num_hidden_layers;
     j["num_attention_heads"] = num_attention_heads;
@@ -187,7 +216,19 @@ json ModelConfig::to_json() const {
     j["classifier_dropout"] = classifier_dropout ? json(*classifier_dropout) : json(nullptr);
     j["type_vocab_size"] = type_vocab_size;
     j["layer_norm_eps"] = layer_norm_eps;
-    j["position_embedding_type"] = position_embedding_type;
+    if (model_type == ModelType::Bert) j["position_embedding_type"] = position_embedding_type;
+    if (model_type == ModelType::MobileBert) {
+      j["embedding_size"] = mobile.embedding_size;
+      j["trigram_input"] = mobile.trigram_input;
+      j["use_bottleneck"] = mobile.use_bottleneck;
+      j["intra_bottleneck_size"] = mobile.intra_bottleneck_size;
+      j["use_bottleneck_attention"] = mobile.use_bottleneck_attention;
+      j["key_query_shared_bottleneck"] = mobile.key_query_shared_bottleneck;
+      j["num_feedforward_networks"] = mobile.num_feedforward_networks;
+      j["normalization_type"] = mobile.normalization_type;
+      j["classifier_activation"] = mobile.classifier_activation;
+      j["true_hidden_size"] = true_hidden_size();
+    }
   } else {
     j["dim"] = hidden_size;
     j["n_layers"] = num_hidden_layers;

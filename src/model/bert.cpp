@@ -161,37 +161,53 @@ LayerStackImpl::LayerStackImpl(const ModelConfig& c) {
 }
 
 PoolerImpl::PoolerImpl(const ModelConfig& c) {
+  if (c.model_type == ModelType::MobileBert && !c.mobile.classifier_activation) return;
   dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size));
 }
 
 torch::Tensor PoolerImpl::forward(const torch::Tensor& hidden) {
   using torch::indexing::Slice;
-  return torch::tanh(dense(hidden.index({Slice(), 0})));  // (B, H)
+  auto first = hidden.index({Slice(), 0});  // (B, H)
+  return dense ? torch::tanh(dense(first)) : first;
 }
 
 // --- the model -------------------------------------------------------------------------------------
 
 BertModelImpl::BertModelImpl(const ModelConfig& c, bool add_pooler) : config(c) {
   c.validate();
-  embeddings = register_module("embeddings", Embeddings(c));
-  encoder = register_module("encoder", LayerStack(c));
+  if (c.model_type == ModelType::MobileBert) {
+    mobile_embeddings = register_module("embeddings", MobileEmbeddings(c));
+    mobile_encoder = register_module("encoder", MobileLayerStack(c));
+  } else {
+    embeddings = register_module("embeddings", Embeddings(c));
+    encoder = register_module("encoder", LayerStack(c));
+  }
   if (add_pooler) pooler = register_module("pooler", Pooler(c));
+}
+
+torch::nn::Embedding& BertModelImpl::word_embeddings() {
+  return mobile_embeddings ? mobile_embeddings->word_embeddings : embeddings->word_embeddings;
 }
 
 EncoderOutput BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                      const torch::Tensor& token_type_ids, const ForwardOptions& opt) {
   check(input_ids.dim() == 2, "input_ids must be (batch, seq), got ", input_ids.sizes());
-  auto x = embeddings(input_ids, token_type_ids);  // (B, T, H)
+  auto x = mobile_embeddings ? mobile_embeddings(input_ids, token_type_ids)
+                             : embeddings(input_ids, token_type_ids);  // (B, T, H)
   torch::Tensor mask;                              // (B, 1, 1, T) additive, or undefined
   if (attention_mask.defined()) mask = extended_attention_mask(attention_mask, x.scalar_type());
   EncoderOutput out;
   if (opt.hidden_states) out.hidden_states.push_back(x);
-  for (auto& layer : encoder->layers) {
-    auto lo = layer(x, mask, opt);
+  auto keep = [&](LayerOutput&& lo) {
     x = lo.hidden;
     if (opt.hidden_states) out.hidden_states.push_back(x);
     if (opt.attentions) out.attentions.push_back(lo.probs);
     if (opt.attention_scores) out.attention_scores.push_back(lo.scores);
+  };
+  if (mobile_encoder) {
+    for (auto& layer : mobile_encoder->layers) keep(layer(x, mask, opt));
+  } else {
+    for (auto& layer : encoder->layers) keep(layer(x, mask, opt));
   }
   out.last_hidden_state = x;
   if (pooler) out.pooled = pooler(x);

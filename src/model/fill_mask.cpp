@@ -30,7 +30,7 @@ std::vector<MaskPrediction> fill_mask(ModelImpl& model, const Tokenizer& tokeniz
   }
 
   torch::InferenceMode guard;
-  const auto device = model.bert->embeddings->word_embeddings->weight.device();
+  const auto device = model.bert->word_embeddings()->weight.device();
   auto to_tensor = [&](const std::vector<int32_t>& v) {
     return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).unsqueeze(0).to(device);  // (1, T)
   };

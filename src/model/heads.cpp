@@ -23,7 +23,7 @@ HeadKind head_from_architectures(const std::vector<std::string>& architectures) 
 }
 
 std::string architecture_name(ModelType type, HeadKind head) {
-  const std::string base = type == ModelType::Bert ? "Bert" : "DistilBert";
+  const std::string base = type == ModelType::Bert ? "Bert" : type == ModelType::DistilBert ? "DistilBert" : "MobileBert";
   switch (head) {
     case HeadKind::None: return base + "Model";
     case HeadKind::MaskedLM: return base + "ForMaskedLM";
@@ -60,8 +60,13 @@ MlmTransformImpl::MlmTransformImpl(const ModelConfig& c) : act(c.hidden_act) {
 MlmPredictionsImpl::MlmPredictionsImpl(const ModelConfig& c) {
   transform = register_module("transform", MlmTransform(c));
   bias = register_parameter("bias", torch::zeros({c.vocab_size}));  // (V)
+  // MobileBERT's decoder reads E columns from the (tied) embeddings and the other H - E from `dense`.
+  const int64_t E = c.model_type == ModelType::MobileBert ? c.mobile.embedding_size : c.hidden_size;
   if (!c.tie_word_embeddings) {
-    decoder = register_module("decoder", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+    decoder = register_module("decoder", torch::nn::Linear(torch::nn::LinearOptions(E, c.vocab_size).bias(false)));
+  }
+  if (E < c.hidden_size) {
+    dense = register_module("dense", torch::nn::Linear(torch::nn::LinearOptions(c.vocab_size, c.hidden_size - E).bias(false)));
   }
 }
 
@@ -70,7 +75,7 @@ MlmHeadImpl::MlmHeadImpl(const ModelConfig& c) {
 }
 
 ModelImpl::ModelImpl(const ModelConfig& c, HeadKind h) : config(c), head(h) {
-  const bool is_bert = c.model_type == ModelType::Bert;
+  const bool is_bert = c.model_type != ModelType::DistilBert;  // BERT-style heads: BERT and MobileBERT
   const bool pooler = is_bert && h == HeadKind::SequenceClassification;
   bert = register_module("bert", BertModel(c, pooler));
   switch (h) {
@@ -94,14 +99,19 @@ ModelImpl::ModelImpl(const ModelConfig& c, HeadKind h) : config(c), head(h) {
 torch::Tensor ModelImpl::decoder_weight() {
   check(static_cast<bool>(cls), "this model has no masked-LM head");
   auto& p = cls->predictions;
-  return p->decoder ? p->decoder->weight : bert->embeddings->word_embeddings->weight;  // (V, H)
+  return p->decoder ? p->decoder->weight : bert->word_embeddings()->weight;  // (V, H); MobileBERT (V, E)
 }
 
 torch::Tensor ModelImpl::mlm_logits(const torch::Tensor& hidden) {
   check(static_cast<bool>(cls), "this model has no masked-LM head");
   auto& t = cls->predictions->transform;
   auto x = layer_norm(t->LayerNorm, apply_activation(t->act, t->dense(hidden)));       // (..., H)
-  return torch::nn::functional::linear(x, decoder_weight(), cls->predictions->bias);  // (..., V)
+  const auto& extra = cls->predictions->dense;  // MobileBERT: (H - E, V)
+  if (!extra) return torch::nn::functional::linear(x, decoder_weight(), cls->predictions->bias);  // (..., V)
+  using torch::indexing::Slice;
+  const int64_t E = decoder_weight().size(1);
+  auto logits = torch::nn::functional::linear(x.index({"...", Slice(0, E)}), decoder_weight(), cls->predictions->bias);
+  return logits + torch::matmul(x.index({"...", Slice(E)}), extra->weight.to(x.scalar_type()));  // (..., V)
 }
 
 ModelOutput ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -150,6 +160,9 @@ void init_weights(ModelImpl& model, c10::optional<at::Generator> generator) {
     } else if (auto* ln = m->as<torch::nn::LayerNorm>()) {
       ln->weight.fill_(1.0);
       ln->bias.zero_();
+    } else if (auto* mn = m->as<MobileNorm>()) {
+      mn->weight.fill_(1.0);
+      mn->bias.zero_();
     }
   }
   if (model.cls) model.cls->predictions->bias.zero_();

@@ -157,6 +157,11 @@ struct InferenceModel::Impl {
           attention_mask.sizes(), " does not match input_ids ", ids.sizes());
     c10::InferenceMode guard;
     const torch::Tensor in_ids = ids.to(device), in_types = types.defined() ? types.to(device) : types;
+    if (model->bert->is_mobile()) {  // MobileBERT: the training modules, without autograd (no fused path yet)
+      const auto am = attention_mask.defined() ? attention_mask.to(device) : attention_mask;
+      auto h = model->bert->forward(in_ids, am, in_types).last_hidden_state;  // (B, T, H)
+      return first_only ? h.narrow(1, 0, 1) : h;
+    }
     torch::Tensor x = model->bert->embeddings->forward(in_ids, in_types);  // (B, T, H)
     torch::Tensor mask;  // (B, 1, 1, T) additive; undefined when nothing is padded
     if (attention_mask.defined() && attention_mask.min().item<int64_t>() == 0) {
@@ -186,6 +191,10 @@ InferenceModel::InferenceModel(Model model, Precision precision) : impl_(std::ma
   m.eps = c.layer_norm_eps;
   m.act = c.hidden_act;
   const double scale = 1.0 / std::sqrt(static_cast<double>(m.head_dim));
+  if (model->bert->is_mobile()) {
+    check(precision != Precision::Int8, "int8 inference is not implemented for MobileBERT (use fp32 or bf16)");
+    return;
+  }
   for (auto& layer : model->bert->encoder->layers) {
     auto& sa = layer->attention->self;
     FastLayer L;

@@ -46,6 +46,7 @@ std::string canonical_name(const std::string& name, ModelType type) {
   std::string n = name;
   if (starts_with(n, "bert.")) n = n.substr(5);
   else if (starts_with(n, "distilbert.")) n = n.substr(11);
+  else if (starts_with(n, "mobilebert.")) n = n.substr(11);
   else if (!is_encoder_relative(n)) {
     if (type == ModelType::DistilBert) {
       for (const auto& [from, to] : kDistilHeadMap) {
@@ -88,7 +89,7 @@ std::string hf_name(const std::string& canonical, ModelType type, HeadKind head)
     }
   }
   if (head == HeadKind::None) return rel;  // BertModel / DistilBertModel save without a prefix
-  return (type == ModelType::Bert ? "bert." : "distilbert.") + rel;
+  return (type == ModelType::Bert ? "bert." : type == ModelType::DistilBert ? "distilbert." : "mobilebert.") + rel;
 }
 
 }  // namespace retort

@@ -12,9 +12,12 @@ std::vector<std::pair<std::string, int64_t>> parameter_blocks(ModelImpl& model) 
     for (const auto& p : m.parameters()) n += p.numel();
     return n;
   };
-  blocks.emplace_back("embeddings", count(*model.bert->embeddings));
-  for (size_t i = 0; i < model.bert->encoder->layers.size(); ++i) {
-    blocks.emplace_back("layer " + std::to_string(i), count(*model.bert->encoder->layers[i]));
+  auto& bert = *model.bert;
+  blocks.emplace_back("embeddings", bert.is_mobile() ? count(*bert.mobile_embeddings) : count(*bert.embeddings));
+  const size_t L = bert.is_mobile() ? bert.mobile_encoder->layers.size() : bert.encoder->layers.size();
+  for (size_t i = 0; i < L; ++i) {
+    blocks.emplace_back("layer " + std::to_string(i), bert.is_mobile() ? count(*bert.mobile_encoder->layers[i])
+                                                                       : count(*bert.encoder->layers[i]));
   }
   if (model.bert->pooler) blocks.emplace_back("pooler", count(*model.bert->pooler));
   int64_t head = 0;

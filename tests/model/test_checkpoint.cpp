@@ -131,7 +131,7 @@ TEST(Checkpoint, SavedMlmModelOmitsTiedAliasesLikeTransformers) {
 
 TEST(Checkpoint, GoldenKeysAreExactlyWhatWeWrite) {
   // Loading a golden model and saving it gives the key set transformers wrote in model.safetensors.
-  for (const char* m : {"bert-tiny-random", "distilbert-tiny-random"}) {
+  for (const char* m : {"bert-tiny-random", "distilbert-tiny-random", "mobilebert-tiny-random"}) {
     Model model = load_model(test::shared_path(std::string("golden/") + m));
     const std::string dir = fresh_dir(std::string("rewrite_") + m);
     save_model(*model, dir);

@@ -47,12 +47,35 @@ TEST(ModelConfig, ReadsGoldenDistilBertConfigInItsOwnSpelling) {
 }
 
 TEST(ModelConfig, RoundTripEqualsTheFileTransformersWrote) {
-  for (const char* m : {"bert-tiny-random", "distilbert-tiny-random"}) {
+  for (const char* m : {"bert-tiny-random", "distilbert-tiny-random", "mobilebert-tiny-random"}) {
     const std::string path = test::shared_path(std::string("golden/") + m + "/config.json");
     auto original = nlohmann::json::parse(read_file(path));
     auto c = ModelConfig::load(path);
     EXPECT_EQ(c.to_json(), original) << m;
   }
+}
+
+TEST(ModelConfig, ReadsGoldenMobileBertConfig) {
+  auto c = ModelConfig::load(test::shared_path("golden/mobilebert-tiny-random"));
+  EXPECT_EQ(c.model_type, ModelType::MobileBert);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.mobile.embedding_size, 32);
+  EXPECT_EQ(c.mobile.intra_bottleneck_size, 32);
+  EXPECT_EQ(c.true_hidden_size(), 32);
+  EXPECT_EQ(c.head_dim(), 8);
+  EXPECT_EQ(c.mobile.num_feedforward_networks, 2);
+  EXPECT_EQ(c.mobile.normalization_type, "no_norm");
+  EXPECT_TRUE(c.mobile.trigram_input && c.mobile.key_query_shared_bottleneck && c.mobile.classifier_activation);
+  EXPECT_FALSE(c.extra.contains("true_hidden_size"));  // derived, written back on save
+  nlohmann::json bad = c.to_json();
+  bad["normalization_type"] = "batch_norm";
+  EXPECT_THROW(ModelConfig::from_json(bad), Error);
+  bad = c.to_json();
+  bad["embedding_size"] = 128;  // wider than the hidden size
+  EXPECT_THROW(ModelConfig::from_json(bad), Error);
+  bad = c.to_json();
+  bad["intra_bottleneck_size"] = 30;  // not a multiple of 4 heads
+  EXPECT_THROW(ModelConfig::from_json(bad), Error);
 }
 
 TEST(ModelConfig, KeepsUnknownFieldsAndLabels) {

@@ -115,7 +115,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(GoldenCase{"bert-tiny-random", "model.safetensors"},
                       GoldenCase{"bert-tiny-random", "pytorch_model.bin"},
                       GoldenCase{"distilbert-tiny-random", "model.safetensors"},
-                      GoldenCase{"distilbert-tiny-random", "pytorch_model.bin"}),
+                      GoldenCase{"distilbert-tiny-random", "pytorch_model.bin"},
+                      GoldenCase{"mobilebert-tiny-random", "model.safetensors"},
+                      GoldenCase{"mobilebert-tiny-random", "pytorch_model.bin"}),
     [](const auto& info) {
       std::string n = info.param.model + "_" + info.param.weights;
       for (auto& ch : n) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';

@@ -80,7 +80,7 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
       } else {
         std::cout << ", from teacher layers ";
         for (size_t i = 0; i < picked.size(); ++i) std::cout << (i ? "," : "") << picked[i];
-        if (c.model_type == ModelType::DistilBert && teacher->bert->embeddings->token_type_embeddings) {
+        if (c.model_type == ModelType::DistilBert && teacher->bert->embeddings && teacher->bert->embeddings->token_type_embeddings) {
           std::cout << " (token-type embeddings dropped, as DistilBERT has none)";
         }
       }

@@ -26,6 +26,7 @@ struct FinetuneFlags {
   std::string config_file, data, out;
   std::map<std::string, double> numbers;
   std::map<std::string, int64_t> integers;
+  nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
   std::string truncation;
   bool bf16 = false;
   CLI::Option* bf16_opt = nullptr;
@@ -37,7 +38,7 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
   cmd->add_option("--out", f.out, "Run directory (config.json, metrics.jsonl, eval_results.json, best/)")->required();
   cmd->add_option("--config", f.config_file, "JSON fine-tuning config");
   for (const char* name : {"learning_rate", "warmup_prop", "weight_decay", "max_grad_norm", "alpha_ce", "alpha_task",
-                           "temperature"}) {
+                           "temperature", "alpha_att", "alpha_hidden", "alpha_emb"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<double>(flag, [&f, name](double v) { f.numbers[name] = v; }, std::string("Override ") + name);
@@ -50,6 +51,10 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
     cmd->add_option_function<int64_t>(flag, [&f, name](int64_t v) { f.integers[name] = v; }, std::string("Override ") + name);
   }
   cmd->add_option("--truncation", f.truncation, "longest_first (default) or head+tail (single texts, e.g. IMDb)");
+  add_intermediate_flags(cmd, f.intermediate);
+  cmd->add_option_function<std::string>(
+      "--prediction-loss", [&f](const std::string& v) { f.intermediate["prediction_loss"] = v; },
+      "Distillation loss on the logits: kl (KL * T^2, DistilBERT) or soft_ce (TinyBERT)");
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for training and evaluation");
 }
 
@@ -57,6 +62,7 @@ nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
   nlohmann::json j = read_config_file(f.config_file);
   for (const auto& [k, v] : f.numbers) j[k] = v;
   for (const auto& [k, v] : f.integers) j[k] = v;
+  j.update(f.intermediate);
   if (!f.truncation.empty()) j["truncation"] = f.truncation;
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
   j["device"] = g.device;

@@ -23,6 +23,7 @@ struct TrainFlags {
   std::string config_file, corpus, out;
   std::map<std::string, double> numbers;
   std::map<std::string, int64_t> integers;
+  nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
   bool bf16 = false, teacher_bf16 = false, resume = false;
   int64_t stop_at_step = 0;
   CLI::Option* bf16_opt = nullptr;
@@ -34,7 +35,8 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--out", f.out, "Run directory (config, metrics.jsonl, checkpoints, final/)")->required();
   cmd->add_option("--config", f.config_file, "JSON training config (HF distillation example field names)");
   for (const char* name : {"learning_rate", "temperature", "alpha_ce", "alpha_mlm", "alpha_cos", "alpha_mse",
-                           "warmup_prop", "weight_decay", "max_grad_norm", "mlm_mask_prop", "mlm_smoothing"}) {
+                           "warmup_prop", "weight_decay", "max_grad_norm", "mlm_mask_prop", "mlm_smoothing",
+                           "alpha_att", "alpha_hidden", "alpha_emb"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<double>(flag, [&f, name](double v) { f.numbers[name] = v; }, std::string("Override ") + name);
@@ -45,6 +47,7 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<int64_t>(flag, [&f, name](int64_t v) { f.integers[name] = v; }, std::string("Override ") + name);
   }
+  add_intermediate_flags(cmd, f.intermediate);
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for the student");
   cmd->add_flag("--resume", f.resume, "Continue from the run directory's latest checkpoint");
   cmd->add_option("--stop-at-step", f.stop_at_step, "Save a checkpoint and stop after this step (resume later)");
@@ -54,6 +57,7 @@ DistillConfig resolve_config(const TrainFlags& f, const GlobalOptions& g) {
   nlohmann::json j = read_config_file(f.config_file);
   for (const auto& [k, v] : f.numbers) j[k] = v;
   for (const auto& [k, v] : f.integers) j[k] = v;
+  j.update(f.intermediate);
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
   if (f.teacher_bf16_opt && f.teacher_bf16_opt->count()) j["teacher_bf16"] = f.teacher_bf16;
   j["device"] = g.device;

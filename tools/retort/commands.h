@@ -42,6 +42,10 @@ void add_augment(CLI::App& app, GlobalOptions& g, Runner& run);
 // The JSON object of a --config file ({} for an empty path); invalid JSON is an Error naming the file.
 nlohmann::json read_config_file(const std::string& path);
 
+// TinyBERT's --layer-map (uniform, or 1-based teacher layers "2,4,6") and --projection (shared,
+// per_layer, none), written into `out` under the config's field names.
+void add_intermediate_flags(CLI::App* cmd, nlohmann::json& out);
+
 // Applies --threads (and prints nothing); call at the start of every runner.
 void apply_globals(const GlobalOptions& g);
 

@@ -1,6 +1,7 @@
 // retort: the command-line front end. Parses with CLI11, dispatches to one subcommand, and turns a
 // retort::Error into one line on stderr and exit code 1 (2 for usage errors, as CLI11 does).
 #include <iostream>
+#include <sstream>
 #include <vector>
 
 #include "commands.h"
@@ -20,6 +21,31 @@ nlohmann::json read_config_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     fail(path, ": invalid JSON (", e.what(), ")");
   }
+}
+
+void add_intermediate_flags(CLI::App* cmd, nlohmann::json& out) {
+  cmd->add_option_function<std::string>(
+      "--layer-map",
+      [&out](const std::string& v) {
+        if (v == "uniform") {
+          out["layer_map"] = v;
+          return;
+        }
+        nlohmann::json layers = nlohmann::json::array();
+        std::stringstream ss(v);
+        for (std::string item; std::getline(ss, item, ',');) {
+          try {
+            layers.push_back(std::stoll(item));
+          } catch (const std::exception&) {
+            fail("--layer-map: '", item, "' is not a layer number (give uniform or e.g. 2,4,6)");
+          }
+        }
+        out["layer_map"] = layers;
+      },
+      "Intermediate distillation: uniform, or the 1-based teacher layer of each student layer (2,4,6)");
+  cmd->add_option_function<std::string>(
+      "--projection", [&out](const std::string& v) { out["projection"] = v; },
+      "Student-to-teacher width projections: shared, per_layer or none");
 }
 
 void apply_globals(const GlobalOptions& g) {
