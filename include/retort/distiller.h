@@ -5,6 +5,7 @@
 // metrics log, checkpoints, and the final student as a Hugging Face directory (run_dir/final).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,11 +17,23 @@
 
 namespace retort {
 
+// MobileBERT's progressive knowledge transfer (Sun et al. 2020): before the joint distillation, stage l
+// (one per student layer) trains layer l alone on its intermediate terms (feature map and attention
+// transfer; layer 0's stage also the embeddings); layers already transferred are frozen or train at a
+// reduced rate. Each stage is a run of its own in run_dir/stage-<l>; the joint stage is the run itself,
+// with the intermediate terms off.
+struct ProgressiveOptions {
+  int64_t steps_per_layer = 0;  // > 0: progressive transfer first (JSON "progressive_steps_per_layer")
+  double earlier_lr_scale = 0;  // rate of earlier layers relative to the current one; 0 freezes them
+                                // (JSON "progressive_earlier_lr_scale")
+};
+
 struct DistillConfig {
   TrainConfig train;
   MaskingOptions masking;
   DistillLossWeights loss;
   IntermediateOptions intermediate;  // TinyBERT's attention / hidden / embedding terms (all 0: DistilBERT)
+  ProgressiveOptions progressive;
   bool group_by_size = true;   // length-grouped batches (HF's group_by_size)
   size_t max_tokens = 0;       // cap on padded tokens per micro-batch (0: none)
   bool teacher_bf16 = false;   // keep the teacher entirely in bf16 (~5x faster forward on AVX512_BF16)
@@ -37,6 +50,9 @@ struct DistillJob {
   bool resume = false;       // continue from run_dir's latest checkpoint
   int64_t stop_at_step = 0;  // > 0: save a checkpoint and stop after this optimizer step (time-boxed runs)
   DistillConfig config;
+  // Learning-rate factor per student parameter name (0 freezes); unset: all train. Set by the
+  // progressive stages.
+  std::function<double(const std::string&)> lr_scale;
 };
 
 struct DistillResult {

@@ -38,6 +38,12 @@ at::Tensor hidden_mse_loss(const at::Tensor& student, const at::Tensor& teacher,
 at::Tensor attention_mse_loss(const at::Tensor& student_scores, const at::Tensor& teacher_scores,
                               const at::Tensor& attention_mask = {});
 
+// MobileBERT's attention transfer: L = mean over heads and real query positions i of
+// KL(softmax_j(t[b,n,i,:]) || softmax_j(s[b,n,i,:])), both distributions over the real keys only (the
+// mask is applied to the scores, as the model does). Inputs as attention_mse_loss.
+at::Tensor attention_kl_loss(const at::Tensor& student_scores, const at::Tensor& teacher_scores,
+                             const at::Tensor& attention_mask = {});
+
 // TinyBERT's prediction-layer loss: L = -(1/R) * sum_r sum_c softmax(t[r]/T)[c] * log_softmax(s[r]/T)[c]
 // (soft cross-entropy, no T^2 factor; it differs from KL(p_t || p_s) by the teacher's entropy only).
 // student, teacher: (R, C).
@@ -64,18 +70,23 @@ LayerMap explicit_layer_map(const std::vector<int64_t>& teacher_layers, int64_t 
 // ---- configuration --------------------------------------------------------------------------------
 
 enum class ProjectionKind { Shared, PerLayer, None };
+enum class AttentionLoss { Mse, Kl };  // TinyBERT's MSE on scores, MobileBERT's KL on distributions
 ProjectionKind parse_projection(const std::string& s);  // "shared", "per_layer", "none"
 std::string projection_name(ProjectionKind p);
 
 // The intermediate terms and how they are computed. JSON fields (flat, beside the other loss weights):
 // alpha_att, alpha_hidden, alpha_emb, layer_map ("uniform" or a list of 1-based teacher layers),
-// projection ("shared" | "per_layer" | "none").
+// projection ("shared" | "per_layer" | "none"), attention_loss ("mse" | "kl").
 struct IntermediateOptions {
   double alpha_att = 0;     // attention-score MSE, summed over the mapped layers
   double alpha_hidden = 0;  // hidden-state MSE, summed over the mapped layers 1..M
   double alpha_emb = 0;     // embedding-output MSE (hidden state 0)
   std::vector<int64_t> layer_map;  // empty: uniform
   ProjectionKind projection = ProjectionKind::Shared;
+  AttentionLoss attention_loss = AttentionLoss::Mse;
+  // >= 0: only student layer `only_layer` contributes (MobileBERT's progressive transfer: its hidden
+  // state and attention, plus the embeddings when it is 0); -1: every mapped layer.
+  int64_t only_layer = -1;
 
   bool enabled() const { return alpha_att > 0 || alpha_hidden > 0 || alpha_emb > 0; }
   void validate() const;  // weights finite and >= 0

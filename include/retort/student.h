@@ -22,9 +22,10 @@ enum class LayerStrategy { EveryOther, HfExample, FirstK, LastK };
 LayerStrategy parse_layer_strategy(const std::string& name);  // "every-other", "hf-example", ...
 std::string layer_strategy_name(LayerStrategy s);
 
-// Format of the saved student: DistilBertForMaskedLM (no token-type embeddings) or BertForMaskedLM.
-enum class StudentFormat { DistilBert, Bert };
-StudentFormat parse_student_format(const std::string& name);  // "distilbert" or "bert"
+// Format of the saved student: DistilBertForMaskedLM (no token-type embeddings), BertForMaskedLM, or
+// MobileBertForMaskedLM (random_init only: bottleneck blocks share nothing with a BERT teacher's).
+enum class StudentFormat { DistilBert, Bert, MobileBert };
+StudentFormat parse_student_format(const std::string& name);  // "distilbert", "bert" or "mobilebert"
 
 struct StudentOptions {
   std::optional<std::vector<int64_t>> layers;  // explicit teacher layer indices, strictly increasing
@@ -33,6 +34,9 @@ struct StudentOptions {
   StudentFormat format = StudentFormat::DistilBert;
   bool random_init = false;            // no copying: init_weights from a generator seeded with `seed`
   std::optional<int64_t> hidden_size;  // H of the student; may differ from the teacher's only with random_init
+  // MobileBERT students (defaults scaled from H as MobileBERT's 512/128/128/512): embedding E = H/4,
+  // bottleneck Hb = H/4, FFN size I = H, 4 stacked FFNs, NoNorm, ReLU, the teacher's head count.
+  std::optional<int64_t> embedding_size, bottleneck_size, feedforward_networks;
   std::optional<int64_t> intermediate_size;  // FFN size; default the teacher's I/H ratio times H (random_init only when it differs)
   uint64_t seed = 42;
 };

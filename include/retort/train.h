@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -71,8 +72,11 @@ class Trainer {
   // total_steps: optimizer steps for the schedule. run_dir: metrics.jsonl and checkpoints go there.
   // `extra`: more trainable parameters optimised with the model's (e.g. intermediate-distillation
   // projections); checkpoints keep them in extra.pt, and they are not part of the saved model.
+  // `lr_scale` (model parameter name -> factor of the learning rate; 0 freezes it): MobileBERT's
+  // progressive transfer trains one layer at a time. Unset: every parameter at the full rate.
   Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir,
-          std::shared_ptr<torch::nn::Module> extra = nullptr);
+          std::shared_ptr<torch::nn::Module> extra = nullptr,
+          const std::function<double(const std::string&)>& lr_scale = {});
 
   // Adds one micro-batch: backward of loss / accumulation steps; every gradient_accumulation_steps
   // micro-batches clips, steps the optimizer and the schedule, and logs. `terms` are the loss terms
@@ -108,6 +112,7 @@ class Trainer {
   Model model_;
   std::shared_ptr<torch::nn::Module> extra_;
   std::vector<torch::Tensor> params_;  // the model's parameters, then extra_'s
+  std::vector<double> group_scale_;    // learning-rate factor of each optimizer parameter group
   TrainConfig config_;
   int64_t total_steps_;
   int64_t warmup_steps_;

@@ -55,6 +55,16 @@ DistillConfig DistillConfig::from_json(const nlohmann::json& j) {
   get_if(j, "max_tokens", c.max_tokens);
   get_if(j, "teacher_bf16", c.teacher_bf16);
   c.intermediate.read(j, "distillation config");
+  get_if(j, "progressive_steps_per_layer", c.progressive.steps_per_layer);
+  get_if(j, "progressive_earlier_lr_scale", c.progressive.earlier_lr_scale);
+  check(c.progressive.steps_per_layer >= 0, "distillation config: progressive_steps_per_layer must be >= 0");
+  check(c.progressive.earlier_lr_scale >= 0 && c.progressive.earlier_lr_scale <= 1,
+        "distillation config: progressive_earlier_lr_scale must be in [0, 1]");
+  check(c.progressive.steps_per_layer == 0 || c.intermediate.enabled(), "distillation config: progressive transfer ",
+        "needs intermediate terms (alpha_hidden and/or alpha_att, alpha_emb)");
+  check(c.progressive.steps_per_layer == 0 || c.loss.alpha_ce + c.loss.alpha_mlm + c.loss.alpha_cos + c.loss.alpha_mse > 0,
+        "distillation config: the joint stage after progressive transfer needs alpha_ce and/or alpha_mlm (MobileBERT ",
+        "used both)");
   c.masking.validate();
   c.loss.validate(c.intermediate.enabled());
   check(c.masking.mlm, "distillation config: mlm must be true (causal LM does not apply to BERT students)");
@@ -81,10 +91,77 @@ nlohmann::json DistillConfig::to_json() const {
   j["max_tokens"] = max_tokens;
   j["teacher_bf16"] = teacher_bf16;
   intermediate.write(j);
+  j["progressive_steps_per_layer"] = progressive.steps_per_layer;
+  j["progressive_earlier_lr_scale"] = progressive.earlier_lr_scale;
   return j;
 }
 
+namespace {
+
+// Student layer index of a parameter name ("bert.encoder.layer.3.attention..." -> 3), -1 outside the layers.
+int64_t layer_of(const std::string& name) {
+  static const std::string prefix = "bert.encoder.layer.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  return std::stoll(name.substr(prefix.size()));
+}
+
+// MobileBERT's progressive stages, each its own run in run_dir/stage-<l> (finished stages are skipped, so
+// --resume continues where a stage stopped). Returns the last stage's student, or "" when stopped early.
+std::string run_progressive_stages(const DistillJob& job, DistillResult& result) {
+  const DistillConfig& cfg = job.config;
+  const int64_t L = ModelConfig::load(job.student_dir).num_hidden_layers;
+  std::string student = job.student_dir;
+  for (int64_t l = 0; l < L; ++l) {
+    DistillJob stage = job;
+    stage.run_dir = join_path(job.run_dir, "stage-" + std::to_string(l));
+    stage.student_dir = student;
+    DistillConfig& c = stage.config;
+    c.progressive.steps_per_layer = 0;
+    c.train.max_steps = cfg.progressive.steps_per_layer;
+    c.loss.alpha_ce = c.loss.alpha_mlm = c.loss.alpha_cos = c.loss.alpha_mse = 0;
+    c.intermediate.only_layer = l;
+    const double earlier = cfg.progressive.earlier_lr_scale;
+    stage.lr_scale = [l, earlier](const std::string& name) {
+      const int64_t at = layer_of(name);
+      if (at == l) return 1.0;
+      if (l == 0 && name.compare(0, 16, "bert.embeddings.") == 0) return 1.0;
+      if (at >= 0 && at < l) return earlier;
+      if (at < 0 && name.compare(0, 16, "bert.embeddings.") == 0) return earlier;
+      return 0.0;  // later layers and the head: not in this stage's loss
+    };
+    const std::string final_dir = join_path(stage.run_dir, "final");
+    if (path_exists(join_path(final_dir, "config.json"))) {
+      student = final_dir;
+      continue;
+    }
+    stage.resume = job.resume && !latest_checkpoint(stage.run_dir).empty();
+    std::cerr << "progressive transfer: stage " << l + 1 << "/" << L << " (layer " << l << ")\n";
+    DistillResult r = run_distillation(stage);
+    if (r.interrupted) {
+      result = r;
+      return "";
+    }
+    student = r.final_dir;
+  }
+  return student;
+}
+
+}  // namespace
+
 DistillResult run_distillation(const DistillJob& job) {
+  if (job.config.progressive.steps_per_layer > 0) {
+    check(!job.teacher_dir.empty(), "progressive transfer needs a teacher");
+    DistillResult stopped;
+    const std::string student = run_progressive_stages(job, stopped);
+    if (student.empty()) return stopped;
+    DistillJob joint = job;  // the joint stage: the configured alphas, no intermediate terms
+    joint.student_dir = student;
+    joint.config.progressive.steps_per_layer = 0;
+    joint.config.intermediate.alpha_att = joint.config.intermediate.alpha_hidden = joint.config.intermediate.alpha_emb = 0;
+    joint.resume = job.resume && !latest_checkpoint(job.run_dir).empty();
+    std::cerr << "progressive transfer done: joint distillation\n";
+    return run_distillation(joint);
+  }
   const DistillConfig& cfg = job.config;
   const bool distill = !job.teacher_dir.empty();
   DistillLossWeights w = cfg.loss;
@@ -166,8 +243,8 @@ DistillResult run_distillation(const DistillJob& job) {
     inter->to(device);
   }
   Masker masker(tok, reader.token_counts(), cfg.masking, cfg.train.seed);
-  Trainer trainer(student, cfg.train, total_steps, job.run_dir,
-                  inter.is_empty() ? nullptr : inter.ptr());
+  Trainer trainer(student, cfg.train, total_steps, job.run_dir, inter.is_empty() ? nullptr : inter.ptr(),
+                  job.lr_scale);
   if (dp) trainer.set_data_parallel(dp);
   if (!resume_from.empty()) {
     const auto caller = trainer.restore(resume_from);

@@ -58,6 +58,38 @@ torch::Tensor attention_mse_loss(const torch::Tensor& student_scores, const torc
   return (diff.pow(2) * pairs).sum() / count;  // ()
 }
 
+torch::Tensor attention_kl_loss(const torch::Tensor& student_scores, const torch::Tensor& teacher_scores,
+                                const torch::Tensor& attention_mask) {
+  const char* fn = "attention_kl_loss";
+  check_float(student_scores, fn, "student_scores");
+  check_float(teacher_scores, fn, "teacher_scores");
+  check(student_scores.dim() == 4, fn, ": scores must be (batch, heads, seq, seq), got ", student_scores.sizes());
+  check(student_scores.sizes() == teacher_scores.sizes(), fn, ": student scores ", student_scores.sizes(),
+        " and teacher scores ", teacher_scores.sizes(),
+        " differ in shape (attention transfer needs the same number of heads)");
+  const auto dtype = compute_dtype(student_scores);
+  const int64_t B = student_scores.size(0), N = student_scores.size(1), T = student_scores.size(2);
+  auto s = student_scores.to(dtype), t = teacher_scores.detach().to(dtype);  // (B, N, T, T)
+  torch::Tensor rows;  // (B, 1, T) 1 on real queries
+  if (attention_mask.defined()) {
+    check(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == T, fn,
+          ": attention mask has shape ", attention_mask.sizes(), ", expected (", B, ", ", T, ")");
+    auto m = attention_mask.ne(0).to(dtype);  // (B, T)
+    // A large finite negative (not -inf) on padded keys, so 0 * (log p_t - log p_s) stays 0, not NaN.
+    auto additive = (1.0 - m).unsqueeze(1).unsqueeze(2) * -1e9;  // (B, 1, 1, T)
+    s = s + additive;
+    t = t + additive;
+    rows = m.unsqueeze(1);
+  } else {
+    rows = torch::ones({B, 1, T}, s.options());
+  }
+  auto log_ps = torch::log_softmax(s, -1), log_pt = torch::log_softmax(t, -1);  // (B, N, T, T)
+  auto kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1);                          // (B, N, T)
+  const double count = rows.sum().item<double>() * static_cast<double>(N);
+  if (count == 0) return zero_loss(s);
+  return (kl * rows).sum() / count;  // ()
+}
+
 torch::Tensor soft_cross_entropy_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
                                       double temperature) {
   const char* fn = "soft_cross_entropy_loss";
@@ -147,6 +179,12 @@ void IntermediateOptions::read(const nlohmann::json& j, const char* context) {
   }
   std::string p;
   if (read_field(j, "projection", p, context) && !p.empty()) projection = parse_projection(p);
+  std::string a;
+  if (read_field(j, "attention_loss", a, context) && !a.empty()) {
+    check(a == "mse" || a == "kl", context, ": attention_loss must be \"mse\" (TinyBERT) or \"kl\" (MobileBERT), got \"",
+          a, "\"");
+    attention_loss = a == "kl" ? AttentionLoss::Kl : AttentionLoss::Mse;
+  }
   validate();
 }
 
@@ -156,6 +194,7 @@ void IntermediateOptions::write(nlohmann::json& j) const {
   j["alpha_emb"] = alpha_emb;
   j["layer_map"] = layer_map.empty() ? nlohmann::json("uniform") : nlohmann::json(layer_map);
   j["projection"] = projection_name(projection);
+  j["attention_loss"] = attention_loss == AttentionLoss::Kl ? "kl" : "mse";
 }
 
 LayerMap IntermediateOptions::map(int64_t student_layers, int64_t teacher_layers) const {
@@ -211,14 +250,19 @@ IntermediateDistillerImpl::Terms IntermediateDistillerImpl::losses(const Encoder
     out.total = out.total.defined() ? out.total + alpha * term : alpha * term;
   };
   const int64_t M = static_cast<int64_t>(layer_map.attention.size());
+  const int64_t only = options.only_layer;
+  check(only < M, "intermediate distillation: only_layer ", only, " but the student has ", M, " layers");
+  const int64_t first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : M;  // student layers [first, last)
   if (options.alpha_att > 0) {
     check(static_cast<int64_t>(s.attention_scores.size()) == M, "attention transfer: the student returned ",
           s.attention_scores.size(), " score tensors for ", M, " layers");
     torch::Tensor sum;
-    for (int64_t m = 0; m < M; ++m) {
+    for (int64_t m = first; m < last; ++m) {
       const auto g = static_cast<size_t>(layer_map.attention[m]);
       check(g < t.attention_scores.size(), "attention transfer: the teacher has no layer ", g);
-      auto l = attention_mse_loss(s.attention_scores[m], t.attention_scores[g], attention_mask);
+      auto l = options.attention_loss == AttentionLoss::Kl
+                   ? attention_kl_loss(s.attention_scores[m], t.attention_scores[g], attention_mask)
+                   : attention_mse_loss(s.attention_scores[m], t.attention_scores[g], attention_mask);
       sum = sum.defined() ? sum + l : l;
     }
     add("loss_att", options.alpha_att, sum);
@@ -231,10 +275,10 @@ IntermediateDistillerImpl::Terms IntermediateDistillerImpl::losses(const Encoder
     if (fit_dense->size() > 0) sh = project(m, sh.to(fit_dense->ptr<torch::nn::LinearImpl>(0)->weight.scalar_type()));
     return hidden_mse_loss(sh, t.hidden_states[g], attention_mask);
   };
-  if (options.alpha_emb > 0) add("loss_emb", options.alpha_emb, hidden_term(0));
+  if (options.alpha_emb > 0 && first == 0) add("loss_emb", options.alpha_emb, hidden_term(0));
   if (options.alpha_hidden > 0) {
     torch::Tensor sum;
-    for (int64_t m = 1; m <= M; ++m) sum = sum.defined() ? sum + hidden_term(m) : hidden_term(m);
+    for (int64_t m = first + 1; m <= last; ++m) sum = sum.defined() ? sum + hidden_term(m) : hidden_term(m);
     add("loss_hidden", options.alpha_hidden, sum);
   }
   return out;

@@ -73,7 +73,8 @@ std::string layer_strategy_name(LayerStrategy s) {
 StudentFormat parse_student_format(const std::string& name) {
   if (name == "distilbert") return StudentFormat::DistilBert;
   if (name == "bert") return StudentFormat::Bert;
-  fail("unknown student format '", name, "' (distilbert, bert)");
+  if (name == "mobilebert") return StudentFormat::MobileBert;
+  fail("unknown student format '", name, "' (distilbert, bert, mobilebert)");
 }
 
 std::vector<int64_t> student_layer_indices(const StudentOptions& opt, int64_t L) {
@@ -133,7 +134,11 @@ ModelConfig student_config(const ModelConfig& teacher, const StudentOptions& opt
   check(H == teacher.hidden_size || opt.random_init, "student hidden size ", H, " differs from the teacher's ",
         teacher.hidden_size, ": the student cannot be initialised from teacher layers; use --random-init "
         "(StudentOptions::random_init) to train a student of another width from scratch");
-  const ModelType type = opt.format == StudentFormat::DistilBert ? ModelType::DistilBert : ModelType::Bert;
+  const ModelType type = opt.format == StudentFormat::DistilBert ? ModelType::DistilBert
+                         : opt.format == StudentFormat::Bert     ? ModelType::Bert
+                                                                 : ModelType::MobileBert;
+  check(type != ModelType::MobileBert || opt.random_init,
+        "a MobileBERT student cannot copy teacher layers (its blocks differ); use --random-init");
   ModelConfig c = teacher;  // sizes, activation, dropouts, positions, pad id, tying
   if (c.model_type != type) c.extra = nlohmann::json::object();  // the other type's extra keys mean nothing
   c.model_type = type;
@@ -142,7 +147,7 @@ ModelConfig student_config(const ModelConfig& teacher, const StudentOptions& opt
   c.id2label.clear();
   c.problem_type.clear();
   c.torch_dtype = "float32";
-  if (H != teacher.hidden_size) {
+  if (H != teacher.hidden_size && type != ModelType::MobileBert) {
     check(H % teacher.num_attention_heads == 0, "student hidden size ", H, " is not a multiple of the teacher's ",
           teacher.num_attention_heads, " attention heads");
     // Keep the teacher's head count and FFN ratio (I/H).
@@ -156,6 +161,23 @@ ModelConfig student_config(const ModelConfig& teacher, const StudentOptions& opt
           ": teacher layers cannot be copied; use --random-init");
     c.intermediate_size = *opt.intermediate_size;
   }
+  if (type == ModelType::MobileBert) {
+    c.hidden_size = H;
+    c.mobile = MobileBertOptions{};
+    c.mobile.embedding_size = opt.embedding_size.value_or(std::max<int64_t>(1, H / 4));
+    c.mobile.intra_bottleneck_size = opt.bottleneck_size.value_or(std::max<int64_t>(1, H / 4));
+    c.mobile.num_feedforward_networks = opt.feedforward_networks.value_or(4);
+    c.intermediate_size = opt.intermediate_size.value_or(H);
+    c.hidden_act = "relu";
+    c.hidden_dropout_prob = 0.0;  // MobileBertConfig's default
+    if (c.type_vocab_size == 0) c.type_vocab_size = 2;
+    c.sinusoidal_pos_embds = false;
+    c.position_embedding_type = "absolute";
+    c.validate("student config");
+    return c;
+  }
+  check(!opt.embedding_size && !opt.bottleneck_size && !opt.feedforward_networks,
+        "embedding, bottleneck and feed-forward counts apply to MobileBERT students only (--format mobilebert)");
   if (type == ModelType::DistilBert) {
     c.type_vocab_size = 0;
     c.layer_norm_eps = 1e-12;  // fixed in transformers' DistilBERT; a reloaded student would use it anyway

@@ -100,7 +100,7 @@ torch::optim::AdamWOptions adamw_options(const TrainConfig& config) {
 }
 
 Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir,
-                 std::shared_ptr<torch::nn::Module> extra)
+                 std::shared_ptr<torch::nn::Module> extra, const std::function<double(const std::string&)>& lr_scale)
     : model_(std::move(model)),
       extra_(std::move(extra)),
       config_(config),
@@ -108,25 +108,35 @@ Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, st
       run_dir_(std::move(run_dir)) {
   check(total_steps_ > 0, "nothing to train: 0 optimizer steps (corpus too small for the batch size?)");
   warmup_steps_ = static_cast<int64_t>(std::ceil(config_.warmup_prop * static_cast<double>(total_steps_)));
-  // Two groups as the HF example: no weight decay on biases and LayerNorm weights.
-  std::vector<torch::Tensor> decay, no_decay;
-  auto add_params = [&](torch::nn::Module& m) {
+  // Groups as the HF example (no weight decay on biases and LayerNorm weights), split further by
+  // learning-rate factor; a factor of 0 freezes the parameter.
+  std::map<std::pair<bool, double>, std::vector<torch::Tensor>> groups_by;  // (decay, scale) -> params
+  auto add_params = [&](torch::nn::Module& m, bool scaled) {
     for (const auto& item : m.named_parameters()) {
       params_.push_back(item.value());
+      const double scale = scaled && lr_scale ? lr_scale(item.key()) : 1.0;
+      check(scale >= 0 && std::isfinite(scale), "learning-rate factor of ", item.key(), " is ", scale);
+      if (scale == 0) item.value().set_requires_grad(false);
       if (!item.value().requires_grad()) continue;
       const std::string& n = item.key();
       const bool skip = n.find("bias") != std::string::npos || n.find("LayerNorm.weight") != std::string::npos;
-      (skip ? no_decay : decay).push_back(item.value());
+      groups_by[{!skip, scale}].push_back(item.value());
     }
   };
-  add_params(*model_);
-  if (extra_) add_params(*extra_);
+  add_params(*model_, true);
+  if (extra_) add_params(*extra_, false);
+  check(!groups_by.empty(), "nothing to train: every parameter is frozen");
   const auto opts = adamw_options(config_);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
-  auto nd = opts;
-  nd.weight_decay(0.0);
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
+  for (auto decay : {true, false}) {  // decay first, as before: checkpoints keep the group order
+    for (auto& [key, params] : groups_by) {
+      if (key.first != decay) continue;
+      auto o = opts;
+      if (!decay) o.weight_decay(0.0);
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(o));
+      group_scale_.push_back(key.second);
+    }
+  }
   optimizer_ = std::make_unique<torch::optim::AdamW>(groups, opts);
   fs::create_directories(run_dir_);
   metrics_ = std::make_unique<std::ofstream>(join_path(run_dir_, "metrics.jsonl"), std::ios::app);
@@ -172,7 +182,8 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
     norm = std::sqrt(sq);
   }
   const double lr = linear_warmup_lr(config_.learning_rate, step_ + 1, warmup_steps_, total_steps_);
-  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  auto& pg = optimizer_->param_groups();
+  for (size_t i = 0; i < pg.size(); ++i) static_cast<torch::optim::AdamWOptions&>(pg[i].options()).lr(lr * group_scale_[i]);
   optimizer_->step();
   optimizer_->zero_grad();
   ++step_;

@@ -176,6 +176,70 @@ TEST_F(Distiller, TinyBertGeneralDistillationLearnsTheIntermediateLayersAndResum
   EXPECT_THROW(run_distillation(bad), Error);
 }
 
+// MobileBERT's progressive transfer: a MobileBERT student of the teacher's width learns layer 0 (with the
+// embeddings), then layer 1 with layer 0 frozen, then everything jointly on MLM + soft targets.
+TEST_F(Distiller, MobileBertProgressiveTransferTrainsOneLayerPerStageThenJointly) {
+  const Tokenizer tok = Tokenizer::load(test::shared_path("vocab/bert-base-uncased"));
+  const fs::path teacher = kRoot / "teacher2", student = kRoot / "student-mobile";
+  ModelConfig tc = test::tiny_config(tok, 2, 64);
+  tc.initializer_range = 0.2;
+  test::save_tiny_model(teacher, tok, tc, 31);
+  {
+    Model t = load_model(teacher.string());
+    StudentOptions so;
+    so.random_init = true;
+    so.n_layers = 2;
+    so.format = StudentFormat::MobileBert;
+    so.embedding_size = 8;
+    so.bottleneck_size = 16;
+    so.feedforward_networks = 2;
+    Model s = init_student_from_teacher(*t, so);
+    EXPECT_EQ(s->config.model_type, ModelType::MobileBert);
+    EXPECT_EQ(s->config.hidden_size, 32);
+    save_model(*s, student.string());
+    tok.save(student.string());
+  }
+  auto j = job("mobile", teacher.string());
+  j.student_dir = student.string();
+  j.config = DistillConfig::from_json({{"alpha_ce", 1.0}, {"alpha_mlm", 1.0}, {"alpha_cos", 0.0}, {"alpha_att", 1.0},
+                                       {"alpha_hidden", 1.0}, {"alpha_emb", 1.0}, {"attention_loss", "kl"},
+                                       {"projection", "none"}, {"progressive_steps_per_layer", 4},
+                                       {"batch_size", 8}, {"gradient_accumulation_steps", 1}, {"max_steps", 3},
+                                       {"log_interval", 1}, {"checkpoint_interval", 0}, {"learning_rate", 1e-2},
+                                       {"warmup_prop", 0.0}});
+  auto r = run_distillation(j);
+  ASSERT_FALSE(r.interrupted);
+  EXPECT_EQ(r.steps, 3);
+  const std::string s0 = j.run_dir + "/stage-0/final", s1 = j.run_dir + "/stage-1/final";
+  SafetensorsFile init(student.string() + "/model.safetensors"), a(s0 + "/model.safetensors"),
+      b(s1 + "/model.safetensors"), fin(r.final_dir + "/model.safetensors");
+  auto changed = [](SafetensorsFile& x, SafetensorsFile& y, const std::string& n) {
+    return !torch::equal(x.tensor(n), y.tensor(n));
+  };
+  const std::string l0 = "mobilebert.encoder.layer.0.attention.self.query.weight";
+  const std::string l1 = "mobilebert.encoder.layer.1.attention.self.query.weight";
+  const std::string emb = "mobilebert.embeddings.embedding_transformation.weight";
+  EXPECT_TRUE(changed(init, a, l0) && changed(init, a, emb));  // stage 0: layer 0 and the embeddings
+  EXPECT_FALSE(changed(init, a, l1));                          // ... and nothing else
+  EXPECT_TRUE(changed(a, b, l1));                              // stage 1: layer 1
+  EXPECT_FALSE(changed(a, b, l0) || changed(a, b, emb));       // earlier layers frozen (scale 0)
+  EXPECT_TRUE(changed(b, fin, l0) && changed(b, fin, l1));     // joint: everything
+  auto m0 = metrics(j.run_dir + "/stage-0"), m1 = metrics(j.run_dir + "/stage-1"), mj = metrics(j.run_dir);
+  ASSERT_EQ(m0.size(), 4u);
+  EXPECT_TRUE(m0[0].contains("loss_emb") && m0[0].contains("loss_att") && m0[0].contains("loss_hidden"));
+  EXPECT_FALSE(m1[0].contains("loss_emb"));
+  EXPECT_FALSE(m1[0].contains("loss_mlm"));
+  EXPECT_LT(m0.back()["loss_hidden"].get<double>(), m0.front()["loss_hidden"].get<double>());
+  ASSERT_EQ(mj.size(), 3u);
+  EXPECT_TRUE(mj[0].contains("loss_ce") && mj[0].contains("loss_mlm"));
+  EXPECT_FALSE(mj[0].contains("loss_att"));
+  EXPECT_EQ(load_model(r.final_dir)->config.model_type, ModelType::MobileBert);
+  // A progressive run without a joint loss is refused.
+  EXPECT_THROW(DistillConfig::from_json({{"alpha_ce", 0.0}, {"alpha_mlm", 0.0}, {"alpha_cos", 0.0},
+                                         {"alpha_hidden", 1.0}, {"progressive_steps_per_layer", 2}}),
+               Error);
+}
+
 TEST_F(Distiller, Bf16AutocastRuns) {
   auto j = job("bf16", (kRoot / "init").string());
   j.config.train.bf16 = true;

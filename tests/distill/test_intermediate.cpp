@@ -83,6 +83,38 @@ TEST(AttentionMseLoss, AveragesOverHeadsAndRealQueryKeyPairs) {
   EXPECT_THROW(attention_mse_loss(s, wave({B, N + 1, T, T}, 0, 1), m), Error);  // head counts differ
 }
 
+TEST(AttentionKlLoss, IsTheKlOfTheMaskedDistributionsOverHeadsAndRealQueries) {
+  auto s = wave({B, N, T, T}, 0.2, 2.0), t = wave({B, N, T, T}, 1.1, 2.0), m = pad_mask();
+  double sum = 0;
+  int64_t rows = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < T; ++i) {
+        if (m[b][i].item<int64_t>() == 0) continue;
+        double zs = 0, zt = 0;
+        for (int64_t j = 0; j < T; ++j) {
+          if (m[b][j].item<int64_t>() == 0) continue;
+          zs += std::exp(s[b][n][i][j].item<double>());
+          zt += std::exp(t[b][n][i][j].item<double>());
+        }
+        for (int64_t j = 0; j < T; ++j) {
+          if (m[b][j].item<int64_t>() == 0) continue;
+          const double pt = std::exp(t[b][n][i][j].item<double>()) / zt;
+          const double ps = std::exp(s[b][n][i][j].item<double>()) / zs;
+          sum += pt * std::log(pt / ps);
+        }
+        ++rows;
+      }
+  EXPECT_EQ(rows, N * (T + 2));
+  EXPECT_NEAR(attention_kl_loss(s, t, m).item<double>(), sum / rows, 1e-12);
+  auto s2 = s.clone();  // padded keys and queries change nothing
+  s2[1][0][0][T - 1] = 50.0;
+  s2[1][1][T - 2][0] = -50.0;
+  EXPECT_NEAR(attention_kl_loss(s2, t, m).item<double>(), sum / rows, 1e-12);
+  EXPECT_NEAR(attention_kl_loss(t, t, m).item<double>(), 0.0, 1e-12);
+  EXPECT_TRUE(std::isfinite(attention_kl_loss(s, t, torch::zeros({B, T}, torch::kLong)).item<double>()));
+}
+
 TEST(SoftCrossEntropyLoss, IsTheKlDivergencePlusTheTeachersEntropy) {
   auto s = wave({3, C}, 0.4, 2.0), t = wave({3, C}, 1.7, 3.0);
   for (double temp : {1.0, 2.5}) {
@@ -121,6 +153,11 @@ TEST(IntermediateLossGradients, MatchFiniteDifferences) {
   {
     SCOPED_TRACE("attention_mse_loss");
     test::expect_gradients_match([&](const torch::Tensor& s) { return attention_mse_loss(s, ta, m); },
+                                 wave({B, N, T, T}, 0.3, 2.0));
+  }
+  {
+    SCOPED_TRACE("attention_kl_loss");
+    test::expect_gradients_match([&](const torch::Tensor& s) { return attention_kl_loss(s, ta, m); },
                                  wave({B, N, T, T}, 0.3, 2.0));
   }
   {
@@ -233,6 +270,32 @@ TEST(IntermediateDistiller, ComputesEachTermThroughTheMapAndProjections) {
   for (const auto& w : d->parameters()) EXPECT_GT(w.grad().abs().sum().item<double>(), 0.0);
   EXPECT_GT(p.student->bert->embeddings->word_embeddings->weight.grad().abs().sum().item<double>(), 0.0);
   for (const auto& w : p.teacher->parameters()) EXPECT_FALSE(w.grad().defined());
+}
+
+TEST(IntermediateDistiller, OnlyLayerKeepsOneLayersTermsAndKlReplacesMse) {
+  Pair p;
+  IntermediateOptions o;
+  o.alpha_att = o.alpha_hidden = o.alpha_emb = 1.0;
+  o.attention_loss = AttentionLoss::Kl;
+  o.only_layer = 1;
+  IntermediateDistiller d(p.student->config, p.teacher->config, o, 7);
+  const auto fo = d->forward_options();
+  EncoderOutput t;
+  {
+    torch::NoGradGuard ng;
+    t = p.teacher->bert->forward(p.ids, p.mask, {}, fo);
+  }
+  const auto s = p.student->bert->forward(p.ids, p.mask, {}, fo);
+  const auto r = d->losses(s, t, p.mask);
+  EXPECT_EQ(r.terms.count("loss_emb"), 0u);  // the embeddings belong to layer 0's stage
+  const double att = attention_kl_loss(s.attention_scores[1], t.attention_scores[3], p.mask).item<double>();
+  const double hid = hidden_mse_loss(d->project(2, s.hidden_states[2]), t.hidden_states[4], p.mask).item<double>();
+  EXPECT_NEAR(r.terms.at("loss_att").item<double>(), att, 1e-6 * att);
+  EXPECT_NEAR(r.terms.at("loss_hidden").item<double>(), hid, 1e-6 * hid);
+  d->options.only_layer = 0;
+  EXPECT_EQ(d->losses(s, t, p.mask).terms.count("loss_emb"), 1u);
+  d->options.only_layer = 2;
+  EXPECT_THROW(d->losses(s, t, p.mask), Error);
 }
 
 TEST(IntermediateDistiller, SharedProjectionIsOneMatrixAndNoneNeedsEqualWidths) {

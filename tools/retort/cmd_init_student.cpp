@@ -17,7 +17,7 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
   struct Args {
     std::string teacher, out, strategy, format = "distilbert";
     std::vector<int64_t> layers;
-    int64_t n_layers = 0, hidden_size = 0, intermediate_size = 0;
+    int64_t n_layers = 0, hidden_size = 0, intermediate_size = 0, embedding_size = 0, bottleneck_size = 0, ffns = 0;
     uint64_t seed = 42;
     bool random_init = false;
   };
@@ -30,11 +30,14 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
       ->check(CLI::IsMember({"every-other", "hf-example", "first-k", "last-k"}))
       ->excludes(layers);
   cmd->add_option("--n-layers", a->n_layers, "Student layers (default: the strategy's, or ceil(L/2) with --random-init)");
-  cmd->add_option("--format", a->format, "Student architecture")->check(CLI::IsMember({"distilbert", "bert"}))->capture_default_str();
+  cmd->add_option("--format", a->format, "Student architecture")->check(CLI::IsMember({"distilbert", "bert", "mobilebert"}))->capture_default_str();
   cmd->add_flag("--random-init", a->random_init, "Copy nothing: initialise the student from --seed");
   cmd->add_option("--hidden-size", a->hidden_size, "Student hidden size (only with --random-init when it differs from the teacher's)");
   cmd->add_option("--intermediate-size", a->intermediate_size,
                   "Student FFN size (default: the teacher's ratio to the hidden size; only with --random-init when it differs)");
+  cmd->add_option("--embedding-size", a->embedding_size, "MobileBERT: word-embedding width (default hidden/4)");
+  cmd->add_option("--bottleneck-size", a->bottleneck_size, "MobileBERT: intra-block bottleneck width (default hidden/4)");
+  cmd->add_option("--ffns", a->ffns, "MobileBERT: stacked feed-forward networks per block (default 4)");
   cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->callback([&run, &g, a, cmd] {
     run = [&g, a, cmd] {
@@ -44,6 +47,9 @@ void add_init_student(CLI::App& app, GlobalOptions& g, Runner& run) {
       if (cmd->count("--n-layers") > 0) opt.n_layers = a->n_layers;
       if (cmd->count("--hidden-size") > 0) opt.hidden_size = a->hidden_size;
       if (cmd->count("--intermediate-size") > 0) opt.intermediate_size = a->intermediate_size;
+      if (cmd->count("--embedding-size") > 0) opt.embedding_size = a->embedding_size;
+      if (cmd->count("--bottleneck-size") > 0) opt.bottleneck_size = a->bottleneck_size;
+      if (cmd->count("--ffns") > 0) opt.feedforward_networks = a->ffns;
       opt.format = parse_student_format(a->format);
       opt.random_init = a->random_init;
       opt.seed = a->seed;

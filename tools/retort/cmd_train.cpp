@@ -36,13 +36,13 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--config", f.config_file, "JSON training config (HF distillation example field names)");
   for (const char* name : {"learning_rate", "temperature", "alpha_ce", "alpha_mlm", "alpha_cos", "alpha_mse",
                            "warmup_prop", "weight_decay", "max_grad_norm", "mlm_mask_prop", "mlm_smoothing",
-                           "alpha_att", "alpha_hidden", "alpha_emb"}) {
+                           "alpha_att", "alpha_hidden", "alpha_emb", "progressive_earlier_lr_scale"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<double>(flag, [&f, name](double v) { f.numbers[name] = v; }, std::string("Override ") + name);
   }
   for (const char* name : {"batch_size", "gradient_accumulation_steps", "max_steps", "n_epoch", "log_interval",
-                           "checkpoint_interval", "seed", "max_tokens"}) {
+                           "checkpoint_interval", "seed", "max_tokens", "progressive_steps_per_layer"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<int64_t>(flag, [&f, name](int64_t v) { f.integers[name] = v; }, std::string("Override ") + name);

@@ -46,6 +46,9 @@ void add_intermediate_flags(CLI::App* cmd, nlohmann::json& out) {
   cmd->add_option_function<std::string>(
       "--projection", [&out](const std::string& v) { out["projection"] = v; },
       "Student-to-teacher width projections: shared, per_layer or none");
+  cmd->add_option_function<std::string>(
+      "--attention-loss", [&out](const std::string& v) { out["attention_loss"] = v; },
+      "Attention transfer: mse on scores (TinyBERT) or kl on distributions (MobileBERT)");
 }
 
 void apply_globals(const GlobalOptions& g) {
