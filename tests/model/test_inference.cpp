@@ -7,6 +7,7 @@
 
 #include "retort/error.h"
 #include "retort/inference.h"
+#include "retort/state_dict.h"
 #include "test_paths.h"
 #include "tiny_model.h"
 
@@ -91,6 +92,57 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(ModelType::Bert, ModelType::DistilBert),
                        ::testing::Values(HeadKind::None, HeadKind::MaskedLM, HeadKind::SequenceClassification,
                                          HeadKind::QuestionAnswering)));
+
+// MobileBERT runs its training modules in the engine (fp32 exact, bf16 close, int8 refused), and a
+// MobileBERT classifier saves under Hugging Face's names and reloads to the same logits.
+TEST(Inference, MobileBertClassifierInTheEngineAndThroughACheckpoint) {
+  ModelConfig c = ModelConfig::load(test::shared_path("golden/mobilebert-tiny-random"));
+  c.vocab_size = 60;
+  c.initializer_range = 0.2;
+  c.id2label = {"a", "b", "c"};
+  auto make = [&] {
+    torch::manual_seed(3);
+    Model m(c, HeadKind::SequenceClassification);
+    init_weights(*m);
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->named_parameters()) {
+      if (p.key().find("LayerNorm") != std::string::npos) p.value().add_(torch::randn_like(p.value()) * 0.1);
+    }
+    m->eval();
+    return m;
+  };
+  const Batch b = padded_batch();
+  Model ref_model = make();
+  torch::Tensor ref;
+  {
+    torch::NoGradGuard no_grad;
+    ref = ref_model->forward(b.ids, b.mask, b.types).logits;  // (B, C)
+  }
+  ASSERT_GT(max_abs(ref), 0.1);
+  const InferenceModel fp32(make(), Precision::Fp32);
+  EXPECT_LT(max_diff(fp32.forward(b.ids, b.mask, b.types).logits, ref), 1e-5);
+  const InferenceModel bf16(make(), Precision::Bf16);
+  const auto lb = bf16.forward(b.ids, b.mask, b.types).logits;
+  EXPECT_LT(max_diff(lb, ref), 0.05 * max_abs(ref));
+  EXPECT_GT(max_diff(lb, ref), 0.0);
+  EXPECT_NE(error_of([&] { InferenceModel(make(), Precision::Int8); }).find("MobileBERT"), std::string::npos);
+
+  const std::string dir = test::temp_path("mobile_classifier").string();
+  save_model(*ref_model, dir);
+  const ModelConfig saved = ModelConfig::load(dir);
+  EXPECT_EQ(saved.architectures.at(0), "MobileBertForSequenceClassification");
+  LoadReport report;
+  Model back = load_model(dir, {}, &report);
+  EXPECT_TRUE(report.unexpected.empty());
+  EXPECT_TRUE(report.initialised.empty());
+  back->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_diff(back->forward(b.ids, b.mask, b.types).logits, ref), 1e-6);
+  const auto sd = load_state_dict(dir);
+  EXPECT_TRUE(sd.contains("mobilebert.pooler.dense.weight"));
+  EXPECT_TRUE(sd.contains("mobilebert.encoder.layer.2.ffn.0.output.LayerNorm.weight"));
+  EXPECT_TRUE(sd.contains("classifier.weight"));
+}
 
 TEST(Inference, AnAllOnesMaskIsTheSameAsNoMask) {
   const InferenceModel m(make_model(ModelType::Bert, HeadKind::None), Precision::Fp32);
