@@ -34,6 +34,13 @@ torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch
 // layer_norm alone, and a bf16 input with fp32 weights fails. A no-op when the dtypes agree.
 torch::Tensor layer_norm(torch::nn::LayerNorm& ln, const torch::Tensor& x);
 
+// Scaled dot-product attention over n_head heads of the projected q, k, v (B, T, N*D) -> context
+// (B, T, N*D); keeps the pre-mask scores and the probabilities in `out` when `opt` asks. mask: (B, 1, 1, T)
+// additive or undefined. Shared by the BERT and MobileBERT blocks.
+torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   int64_t n_head, const torch::Tensor& mask, torch::nn::Dropout& dropout,
+                                   const ForwardOptions& opt, LayerOutput& out);
+
 // (n_positions, H) fixed sinusoidal table as DistilBERT builds it.
 torch::Tensor sinusoidal_positions(int64_t n_positions, int64_t dim);
 

@@ -22,6 +22,19 @@ using detail::zero_loss;
 
 // ---- losses -----------------------------------------------------------------------------------------
 
+namespace {
+
+// Both (B, N, T, T) floating-point score tensors of one shape.
+void check_scores(const char* fn, const torch::Tensor& s, const torch::Tensor& t) {
+  check_float(s, fn, "student_scores");
+  check_float(t, fn, "teacher_scores");
+  check(s.dim() == 4, fn, ": scores must be (batch, heads, seq, seq), got ", s.sizes());
+  check(s.sizes() == t.sizes(), fn, ": student scores ", s.sizes(), " and teacher scores ", t.sizes(),
+        " differ in shape (attention transfer needs the same number of heads)");
+}
+
+}  // namespace
+
 torch::Tensor hidden_mse_loss(const torch::Tensor& student, const torch::Tensor& teacher,
                               const torch::Tensor& attention_mask) {
   const char* fn = "hidden_mse_loss";
@@ -39,12 +52,7 @@ torch::Tensor hidden_mse_loss(const torch::Tensor& student, const torch::Tensor&
 torch::Tensor attention_mse_loss(const torch::Tensor& student_scores, const torch::Tensor& teacher_scores,
                                  const torch::Tensor& attention_mask) {
   const char* fn = "attention_mse_loss";
-  check_float(student_scores, fn, "student_scores");
-  check_float(teacher_scores, fn, "teacher_scores");
-  check(student_scores.dim() == 4, fn, ": scores must be (batch, heads, seq, seq), got ", student_scores.sizes());
-  check(student_scores.sizes() == teacher_scores.sizes(), fn, ": student scores ", student_scores.sizes(),
-        " and teacher scores ", teacher_scores.sizes(),
-        " differ in shape (attention transfer needs the same number of heads)");
+  check_scores(fn, student_scores, teacher_scores);
   const auto dtype = compute_dtype(student_scores);
   auto diff = student_scores.to(dtype) - teacher_scores.detach().to(dtype);  // (B, N, T, T)
   if (!attention_mask.defined()) return diff.numel() == 0 ? zero_loss(diff) : diff.pow(2).mean();
@@ -61,12 +69,7 @@ torch::Tensor attention_mse_loss(const torch::Tensor& student_scores, const torc
 torch::Tensor attention_kl_loss(const torch::Tensor& student_scores, const torch::Tensor& teacher_scores,
                                 const torch::Tensor& attention_mask) {
   const char* fn = "attention_kl_loss";
-  check_float(student_scores, fn, "student_scores");
-  check_float(teacher_scores, fn, "teacher_scores");
-  check(student_scores.dim() == 4, fn, ": scores must be (batch, heads, seq, seq), got ", student_scores.sizes());
-  check(student_scores.sizes() == teacher_scores.sizes(), fn, ": student scores ", student_scores.sizes(),
-        " and teacher scores ", teacher_scores.sizes(),
-        " differ in shape (attention transfer needs the same number of heads)");
+  check_scores(fn, student_scores, teacher_scores);
   const auto dtype = compute_dtype(student_scores);
   const int64_t B = student_scores.size(0), N = student_scores.size(1), T = student_scores.size(2);
   auto s = student_scores.to(dtype), t = teacher_scores.detach().to(dtype);  // (B, N, T, T)

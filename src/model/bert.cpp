@@ -132,23 +132,25 @@ LayerImpl::LayerImpl(const ModelConfig& c) {
       "output", SublayerOutput(c.intermediate_size, c.hidden_size, c.layer_norm_eps, c.hidden_dropout_prob));
 }
 
-LayerOutput LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const ForwardOptions& opt) {
-  auto& sa = attention->self;
-  const int64_t B = x.size(0), T = x.size(1), N = sa->n_head, D = sa->head_dim;
-  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, N, D}).transpose(1, 2); };
-  auto q = heads(sa->query(x));  // (B, N, T, D)
-  auto k = heads(sa->key(x));    // (B, N, T, D)
-  auto v = heads(sa->value(x));  // (B, N, T, D)
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));  // (B, N, T, T)
-  LayerOutput out;
+torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   int64_t n_head, const torch::Tensor& mask, torch::nn::Dropout& dropout,
+                                   const ForwardOptions& opt, LayerOutput& out) {
+  const int64_t B = q.size(0), T = q.size(1), N = n_head, D = q.size(2) / n_head;
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, N, D}).transpose(1, 2); };  // (B, N, T, D)
+  auto scores = torch::matmul(heads(q), heads(k).transpose(-1, -2)) / std::sqrt(static_cast<double>(D));  // (B, N, T, T)
   if (opt.attention_scores) out.scores = scores;
   auto probs = torch::softmax(mask.defined() ? scores + mask : scores, -1);  // (B, N, T, T)
   if (opt.attentions) out.probs = probs;
-  auto ctx = torch::matmul(sa->dropout(probs), v);  // (B, N, T, D)
-  ctx = ctx.transpose(1, 2).reshape({B, T, N * D});  // (B, T, H)
-  auto h = attention->output(ctx, x);                 // (B, T, H)
+  return torch::matmul(dropout(probs), heads(v)).transpose(1, 2).reshape({B, T, N * D});  // (B, T, N*D)
+}
+
+LayerOutput LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const ForwardOptions& opt) {
+  auto& sa = attention->self;
+  LayerOutput out;
+  auto ctx = multi_head_attention(sa->query(x), sa->key(x), sa->value(x), sa->n_head, mask, sa->dropout, opt, out);
+  auto h = attention->output(ctx, x);                                        // (B, T, H)
   auto inner = apply_activation(intermediate->act, intermediate->dense(h));  // (B, T, I)
-  out.hidden = output(inner, h);                      // (B, T, H)
+  out.hidden = output(inner, h);                                             // (B, T, H)
   return out;
 }
 

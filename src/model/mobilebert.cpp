@@ -145,17 +145,9 @@ LayerOutput MobileLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
     }
   }
   auto& sa = attention->self;
-  const int64_t B = x.size(0), T = x.size(1), N = sa->n_head, D = sa->head_dim;
-  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, N, D}).transpose(1, 2); };
-  auto q = heads(sa->query(q_in));  // (B, N, T, D)
-  auto k = heads(sa->key(k_in));    // (B, N, T, D)
-  auto v = heads(sa->value(v_in));  // (B, N, T, D)
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));  // (B, N, T, T)
   LayerOutput out;
-  if (opt.attention_scores) out.scores = scores;
-  auto probs = torch::softmax(mask.defined() ? scores + mask : scores, -1);  // (B, N, T, T)
-  if (opt.attentions) out.probs = probs;
-  auto ctx = torch::matmul(sa->dropout(probs), v).transpose(1, 2).reshape({B, T, N * D});  // (B, T, Hb)
+  auto ctx = multi_head_attention(sa->query(q_in), sa->key(k_in), sa->value(v_in), sa->n_head, mask, sa->dropout, opt,
+                                  out);  // (B, T, Hb)
   auto h = attention->output(ctx, layer_in);                                               // (B, T, Hb)
   for (auto& f : ffns) h = f(h);                                                          // (B, T, Hb)
   auto inner = apply_activation(intermediate->act, intermediate->dense(h));               // (B, T, I)
