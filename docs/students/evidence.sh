@@ -91,13 +91,43 @@ for t in "${tasks[@]}"; do
   fi
 done
 
-stamp "speed: teacher and the three students in one bench run"
-"$retort" bench "$models/teacher/final" "$models/distilled/final" "$tb/general/final" "$mb/distilled/final" \
+# The plain fine-tunings again at a second rate (RERUN_LR, default 3e-4: BERT's 5e-5 leaves the small
+# random-init students on the majority class), and tinybert-D from the teacher fine-tuned at that rate on
+# RERUN_D_TASKS (default sst2: MRPC's 18k augmented pairs take ~20 minutes per stage here).
+lr2="${RERUN_LR:-3e-4}"
+IFS=, read -r -a d_tasks <<< "${RERUN_D_TASKS:-sst2}"
+common2=(--n-epoch "$epochs" --learning-rate "$lr2" --batch-size "$batch" --max-seq-length "$seq" --log-interval 1000 --bf16)
+ft() {  # model dir, task, run dir
+  [[ -f "$3/eval_results.json" ]] && return
+  stamp "$(display "$2"): fine-tuning $1 at lr $lr2"
+  "$retort" finetune --task "$2" --model "$1" --data "$shared/data/glue" --out "$3" --max-train-examples "$max_train" \
+    --seed 1 "${common2[@]}" | tail -1
+}
+for t in "${tasks[@]}"; do
+  ft "$models/teacher/final" "$t" "$out/lr$lr2/teacher/$t"
+  ft "$models/distilled/final" "$t" "$out/lr$lr2/distilled/$t"
+  ft "$tb/general/final" "$t" "$tb/$t/plain-lr$lr2"
+  ft "$mb/distilled/final" "$t" "$mb/$t/plain-lr$lr2"
+done
+for t in "${d_tasks[@]}"; do
+  [[ -f "$tb/$t/stage2-lr$lr2/eval_results.json" ]] && continue
+  stamp "$(display "$t"): tinybert-D at lr $lr2 from the teacher fine-tuned at that rate"
+  teacher2="$out/lr$lr2/teacher/$t/best"
+  "$retort" finetune --task "$t" --model "$tb/general/final" --teacher "$teacher2" --data "$tb/aug" \
+    --out "$tb/$t/stage1-lr$lr2" --alpha-task 0 --alpha-ce 0 --alpha-att 1 --alpha-hidden 1 --alpha-emb 1 \
+    --layer-map uniform --projection shared --seed 1 "${common2[@]}" | tail -1
+  "$retort" finetune --task "$t" --model "$tb/$t/stage1-lr$lr2/best" --teacher "$teacher2" --data "$tb/aug" \
+    --out "$tb/$t/stage2-lr$lr2" --alpha-task 0 --alpha-ce 1 --prediction-loss soft_ce --temperature 1 --seed 1 \
+    "${common2[@]}" | tail -1
+done
+
+stamp "speed: teacher and the three students in one bench run (kept when OUT/bench.md exists)"
+[[ -f "$out/bench.md" ]] || "$retort" bench "$models/teacher/final" "$models/distilled/final" "$tb/general/final" "$mb/distilled/final" \
   --seq-lens "$seq" --batch 32 --precisions fp32 bf16 --no-onnxruntime > "$out/bench.md"
 
-python3 - "$out" "$downstream" "${tasks[@]}" <<'PY' | tee "$out/results.md"
+python3 - "$out" "$downstream" "$lr2" "${tasks[@]}" <<'PY' | tee "$out/results.md"
 import json, sys, os
-out, downstream, tasks = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, downstream, lr2, tasks = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 tb, mb = os.path.join(out, "tinybert"), os.path.join(out, "mobilebert")
 names = {"sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE", "stsb": "STS-B", "cola": "CoLA", "wnli": "WNLI"}
 glue = json.load(open(os.path.join(downstream, "glue", "glue.json")))
@@ -118,6 +148,19 @@ for base, run, label in ((tb, "plain", "tinybert (TinyBERT-style, general distil
             scores[t] = e["best_score"]
             params = e.get("parameters", params)
     rows.append((label, params, scores))
+for path, label in ((os.path.join(out, f"lr{lr2}", "teacher", "{t}"), "teacher"),
+                    (os.path.join(out, f"lr{lr2}", "distilled", "{t}"), "student (DistilBERT-style)"),
+                    (os.path.join(tb, "{t}", f"plain-lr{lr2}"), "tinybert"),
+                    (os.path.join(tb, "{t}", f"stage2-lr{lr2}"), "tinybert-D"),
+                    (os.path.join(mb, "{t}", f"plain-lr{lr2}"), "mobilebert")):
+    scores, params = {}, None
+    for t in tasks:
+        p = os.path.join(path.format(t=t), "eval_results.json")
+        if os.path.exists(p):
+            e = json.load(open(p))
+            scores[t] = e["best_score"]
+            params = e.get("parameters", params)
+    rows.append((f"{label}, fine-tuned at lr {lr2}", params, scores))
 print("| model | params | " + " | ".join(names[t] for t in tasks) + " | macro |")
 print("|---|---:|" + "---:|" * (len(tasks) + 1))
 for name, params, scores in rows:
