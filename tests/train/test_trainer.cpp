@@ -170,6 +170,49 @@ TEST(Trainer, ResumeEndsWithTheSameWeights) {
   }
 }
 
+// Per-parameter learning-rate factors (MobileBERT's progressive stages): Adam's first step moves each
+// weight by lr * g / (|g| + eps), so a factor of 0.5 moves a weight exactly half as far as the full rate
+// does, and a factor of 0 freezes it (no gradient, no step).
+TEST(Trainer, LearningRateFactorsScaleAndFreeze) {
+  TrainConfig c = small_config();
+  c.gradient_accumulation_steps = 1;
+  c.warmup_prop = 0.0;
+  c.weight_decay = 0.0;
+  c.max_grad_norm = 0.0;  // clipping over fewer trainable tensors would change the gradients
+  const std::string w0 = "bert.encoder.layer.0.attention.self.query.weight";
+  const std::string w1 = "bert.encoder.layer.1.attention.self.query.weight";
+  const std::string emb = "bert.embeddings.position_embeddings.weight";
+  auto step_delta = [&](const std::function<double(const std::string&)>& scale, const std::string& run) {
+    Model m = tiny_model(3);
+    m->eval();  // no dropout: both runs see the same gradients
+    std::map<std::string, torch::Tensor> before;
+    for (const auto& p : m->named_parameters()) before[p.key()] = p.value().detach().clone();
+    Trainer t(m, c, 4, fresh_dir(run), nullptr, scale);
+    t.accumulate(micro_loss(m, 0), {}, 1);
+    std::map<std::string, torch::Tensor> delta;
+    for (const auto& p : m->named_parameters()) delta[p.key()] = p.value().detach() - before[p.key()];
+    return delta;
+  };
+  const auto full = step_delta({}, "lr_full");
+  const auto scaled = step_delta(
+      [&](const std::string& n) {
+        if (n.rfind("bert.encoder.layer.0.", 0) == 0) return 0.5;
+        if (n.rfind("bert.embeddings.", 0) == 0) return 0.0;
+        return 1.0;
+      },
+      "lr_scaled");
+  ASSERT_GT(full.at(w0).abs().max().item<double>(), 0.0);
+  // Deltas of weights near 0.02 carry fp32 rounding of the weights themselves (~2e-9).
+  EXPECT_TRUE(torch::allclose(scaled.at(w0), 0.5 * full.at(w0), 1e-4, 1e-7));
+  EXPECT_TRUE(torch::allclose(scaled.at(w1), full.at(w1), 1e-4, 1e-7));
+  EXPECT_EQ(scaled.at(emb).abs().max().item<double>(), 0.0);
+  EXPECT_GT(full.at(emb).abs().max().item<double>(), 0.0);
+  EXPECT_THROW(Trainer(tiny_model(3), c, 4, fresh_dir("lr_bad"), nullptr, [](const std::string&) { return -1.0; }),
+               Error);
+  EXPECT_THROW(Trainer(tiny_model(3), c, 4, fresh_dir("lr_none"), nullptr, [](const std::string&) { return 0.0; }),
+               Error);
+}
+
 TEST(Trainer, BadConfigAndBadCheckpoint) {
   EXPECT_THROW(TrainConfig::from_json({{"learning_rate", -1}}), Error);
   EXPECT_THROW(TrainConfig::from_json({{"batch_size", "x"}}), Error);
