@@ -14,6 +14,9 @@ inline std::string shared_dir() {
 
 inline std::string shared_path(const std::string& rel) { return shared_dir() + "/" + rel; }
 
+// A file of this source tree (RETORT_SOURCE_DIR, fixed at configure time).
+inline std::string source_path(const std::string& rel) { return std::string(RETORT_SOURCE_DIR) + "/" + rel; }
+
 }  // namespace retort::test
 
 #include <unistd.h>

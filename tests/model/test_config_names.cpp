@@ -78,6 +78,19 @@ TEST(ModelConfig, ReadsGoldenMobileBertConfig) {
   EXPECT_THROW(ModelConfig::from_json(bad), Error);
 }
 
+// The shipped MobileBERT configurations: the student (as google/mobilebert-uncased) and the
+// inverted-bottleneck teacher (IB-BERT_LARGE of the MobileBERT paper), for `pretrain --model-config`.
+TEST(ModelConfig, ShippedMobileBertAndIbBertConfigsAreValid) {
+  const auto student = ModelConfig::load(test::source_path("docs/students/mobilebert-uncased.json"));
+  EXPECT_EQ(student.true_hidden_size(), 128);
+  EXPECT_EQ(student.mobile.num_feedforward_networks, 4);
+  const auto teacher = ModelConfig::load(test::source_path("docs/students/ib-bert-large.json"));
+  EXPECT_EQ(teacher.true_hidden_size(), 1024);  // inverted: wider inside the block than between blocks
+  EXPECT_EQ(teacher.hidden_size, student.hidden_size);  // feature maps line up for the layer-wise transfer
+  EXPECT_EQ(teacher.num_hidden_layers, student.num_hidden_layers);
+  EXPECT_EQ(teacher.num_attention_heads, student.num_attention_heads);  // attention transfer per head
+}
+
 TEST(ModelConfig, KeepsUnknownFieldsAndLabels) {
   nlohmann::json j = {{"model_type", "bert"}, {"hidden_size", 32}, {"num_attention_heads", 4},
                       {"my_custom_field", {{"a", 1}}}, {"id2label", {{"0", "neg"}, {"1", "pos"}}},
