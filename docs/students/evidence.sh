@@ -64,6 +64,17 @@ if [[ ! -f "$mb/distilled/final/config.json" ]]; then
 fi
 
 common=(--n-epoch "$epochs" --learning-rate "$lr" --batch-size "$batch" --max-seq-length "$seq" --log-interval 1000 --bf16)
+# TinyBERT's two task stages on the augmented data: task, fine-tuned teacher, run suffix, fine-tuning flags.
+tiny_d() {
+  local t=$1 teacher=$2 suffix=$3
+  shift 3
+  "$retort" finetune --task "$t" --model "$tb/general/final" --teacher "$teacher" --data "$tb/aug" \
+    --out "$tb/$t/stage1$suffix" --alpha-task 0 --alpha-ce 0 --alpha-att 1 --alpha-hidden 1 --alpha-emb 1 \
+    --layer-map uniform --projection shared --seed 1 "$@" | tail -1
+  "$retort" finetune --task "$t" --model "$tb/$t/stage1$suffix/best" --teacher "$teacher" --data "$tb/aug" \
+    --out "$tb/$t/stage2$suffix" --alpha-task 0 --alpha-ce 1 --prediction-loss soft_ce --temperature 1 --seed 1 \
+    "$@" | tail -1
+}
 for t in "${tasks[@]}"; do
   d=$(display "$t")
   teacher="$downstream/glue/teacher/$t/seed-1/best"
@@ -82,12 +93,7 @@ for t in "${tasks[@]}"; do
     stamp "$d: augmentation ($copies copies of the first $max_train rows) and two-stage task distillation"
     "$retort" augment --task "$t" --data "$shared/data/glue" --model "$models/teacher/final" --out "$tb/aug" \
       --copies "$copies" --max-examples "$max_train" --seed 1 | tail -1
-    "$retort" finetune --task "$t" --model "$tb/general/final" --teacher "$teacher" --data "$tb/aug" \
-      --out "$tb/$t/stage1" --alpha-task 0 --alpha-ce 0 --alpha-att 1 --alpha-hidden 1 --alpha-emb 1 \
-      --layer-map uniform --projection shared --seed 1 "${common[@]}" | tail -1
-    "$retort" finetune --task "$t" --model "$tb/$t/stage1/best" --teacher "$teacher" --data "$tb/aug" \
-      --out "$tb/$t/stage2" --alpha-task 0 --alpha-ce 1 --prediction-loss soft_ce --temperature 1 --seed 1 \
-      "${common[@]}" | tail -1
+    tiny_d "$t" "$teacher" "" "${common[@]}"
   fi
 done
 
@@ -112,13 +118,7 @@ done
 for t in "${d_tasks[@]}"; do
   [[ -f "$tb/$t/stage2-lr$lr2/eval_results.json" ]] && continue
   stamp "$(display "$t"): tinybert-D at lr $lr2 from the teacher fine-tuned at that rate"
-  teacher2="$out/lr$lr2/teacher/$t/best"
-  "$retort" finetune --task "$t" --model "$tb/general/final" --teacher "$teacher2" --data "$tb/aug" \
-    --out "$tb/$t/stage1-lr$lr2" --alpha-task 0 --alpha-ce 0 --alpha-att 1 --alpha-hidden 1 --alpha-emb 1 \
-    --layer-map uniform --projection shared --seed 1 "${common2[@]}" | tail -1
-  "$retort" finetune --task "$t" --model "$tb/$t/stage1-lr$lr2/best" --teacher "$teacher2" --data "$tb/aug" \
-    --out "$tb/$t/stage2-lr$lr2" --alpha-task 0 --alpha-ce 1 --prediction-loss soft_ce --temperature 1 --seed 1 \
-    "${common2[@]}" | tail -1
+  tiny_d "$t" "$out/lr$lr2/teacher/$t/best" "-lr$lr2" "${common2[@]}"
 done
 
 stamp "speed: teacher and the three students in one bench run (kept when OUT/bench.md exists)"
