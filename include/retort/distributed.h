@@ -52,11 +52,15 @@ class DataParallel {
   void average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes = 25 << 20);
   // Sums a small fp64 vector over the ranks (metrics: losses, token counts).
   std::vector<double> sum(const std::vector<double>& values);
+  // Every rank's `mine`, by rank, on every rank (through the store): per-rank state for checkpoints
+  // (RNG, masker). A collective: every rank must call it at the same point.
+  std::vector<std::string> gather_strings(const std::string& mine);
   void barrier();
 
  private:
   struct Impl;
   DistEnv env_;
+  int64_t gathers_ = 0;  // gather_strings calls so far: each uses its own store keys
   std::unique_ptr<Impl> impl_;
 };
 

@@ -249,14 +249,24 @@ DistillResult run_distillation(const DistillJob& job) {
   if (!resume_from.empty()) {
     const auto caller = trainer.restore(resume_from);
     sampler.seek({caller.at("epoch").get<uint64_t>(), caller.at("batch").get<uint64_t>()});
-    masker.set_state(caller.at("masker").get<std::string>());
-    std::cerr << "resumed from " << resume_from << " at step " << trainer.step() << "\n";
+    // Rank 0 saved its position after its own last micro-batch; the step ended N - 1 micro-batches later.
+    const int64_t written_by = caller.value("ranks", int64_t{1});
+    check(written_by == ranks, resume_from, ": the checkpoint was written by ", written_by,
+          " data-parallel ranks, this run has ", ranks, "; resume with the same world size");
+    for (int64_t i = 0; i + 1 < ranks; ++i) sampler.next();
+    const bool per_rank = caller.contains("maskers");
+    masker.set_state(per_rank ? caller.at("maskers").at(static_cast<size_t>(dist.rank)).get<std::string>()
+                              : caller.at("masker").get<std::string>());
+    if (trainer.is_main()) std::cerr << "resumed from " << resume_from << " at step " << trainer.step() << "\n";
   } else {
     torch::manual_seed(cfg.train.seed);  // dropout
   }
+  // Every rank calls this at the same points (checkpoints are collective): rank 0 writes it.
   auto caller_state = [&] {
     const auto p = sampler.position();
-    return nlohmann::json{{"epoch", p.epoch}, {"batch", p.batch}, {"masker", masker.state()}};
+    nlohmann::json j = {{"epoch", p.epoch}, {"batch", p.batch}, {"masker", masker.state()}, {"ranks", ranks}};
+    if (dp) j["maskers"] = dp->gather_strings(masker.state());
+    return j;
   };
 
   install_interrupt_handler();

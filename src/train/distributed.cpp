@@ -58,6 +58,7 @@ DataParallel::~DataParallel() = default;
 void DataParallel::broadcast(const std::vector<torch::Tensor>&) {}
 void DataParallel::average_gradients(const std::vector<torch::Tensor>&, int64_t) {}
 std::vector<double> DataParallel::sum(const std::vector<double>& v) { return v; }
+std::vector<std::string> DataParallel::gather_strings(const std::string& mine) { return {mine}; }
 void DataParallel::barrier() {}
 
 #else
@@ -150,6 +151,24 @@ std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   std::vector<at::Tensor> t{torch::tensor(values, torch::kDouble)};
   impl_->run("metrics all-reduce", impl_->pg->allreduce(t), env_.rank);
   return std::vector<double>(t[0].data_ptr<double>(), t[0].data_ptr<double>() + t[0].numel());
+}
+
+std::vector<std::string> DataParallel::gather_strings(const std::string& mine) {
+  const std::string prefix = "retort/gather/" + std::to_string(gathers_++) + "/";
+  std::vector<std::string> out;
+  try {
+    impl_->store->set(prefix + std::to_string(env_.rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+    for (int r = 0; r < env_.world_size; ++r) {
+      const auto bytes = impl_->store->get(prefix + std::to_string(r));  // waits up to the store's timeout
+      out.emplace_back(bytes.begin(), bytes.end());
+    }
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    fail("data-parallel state gather failed on rank ", env_.rank, " (another rank died, hung past the timeout or ",
+         "lost its connection): ", msg.substr(0, msg.find('\n')));
+  }
+  barrier();  // nobody leaves before every rank has read every key
+  return out;
 }
 
 void DataParallel::barrier() {

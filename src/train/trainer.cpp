@@ -250,6 +250,17 @@ void Trainer::log_step() {
 
 std::string Trainer::save_checkpoint(const nlohmann::json& caller_state) const {
   check(micro_ == 0, "checkpoints are taken between optimizer steps (", micro_, " micro-batches pending)");
+  // Data parallel: every rank's dropout generator, so a resumed run draws the masks it would have drawn.
+  std::vector<std::string> rank_rngs;
+  if (dp_) {
+    torch::Tensor mine;  // (state bytes) uint8
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      mine = gen.get_state().contiguous();
+    }
+    rank_rngs = dp_->gather_strings(std::string(static_cast<const char*>(mine.data_ptr()), static_cast<size_t>(mine.numel())));
+  }
   if (!is_main()) return "";
   const std::string name = "checkpoint-" + std::to_string(step_);
   const std::string final_dir = join_path(run_dir_, name);
@@ -270,6 +281,9 @@ std::string Trainer::save_checkpoint(const nlohmann::json& caller_state) const {
     rng = gen.get_state();
   }
   torch::save(rng, join_path(tmp_dir, "rng_state.pt"));
+  for (size_t r = 1; r < rank_rngs.size(); ++r) {
+    write_file_atomic(join_path(tmp_dir, "rng_state.rank" + std::to_string(r) + ".bin"), rank_rngs[r]);
+  }
   nlohmann::json state = {{"step", step_}, {"total_steps", total_steps_}, {"config", config_.to_json()},
                           {"caller", caller_state}};
   write_file_atomic(join_path(tmp_dir, "trainer_state.json"), state.dump(2) + "\n");
@@ -301,6 +315,13 @@ nlohmann::json Trainer::restore(const std::string& dir) {
     }
     torch::Tensor rng;
     torch::load(rng, join_path(dir, "rng_state.pt"));
+    if (dp_ && !dp_->is_main()) {  // this rank's own generator, saved by rank 0 at the checkpoint
+      const std::string file = join_path(dir, "rng_state.rank" + std::to_string(dp_->rank()) + ".bin");
+      check(path_exists(file), dir, ": no dropout generator state for rank ", dp_->rank(),
+            " (the checkpoint was written by fewer ranks); resume with the same world size");
+      const std::string bytes = read_file(file);
+      rng = torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+    }
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(rng);

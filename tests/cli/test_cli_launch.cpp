@@ -83,6 +83,46 @@ TEST_F(Launch, TwoProcessesMatchOneWithTheirCombinedBatch) {
   EXPECT_EQ(steps_one, steps_two);
 }
 
+// Data-parallel distillation stopped at step 3 and resumed (same world size) ends with the weights of an
+// uninterrupted 2-process run: the data position at the step's end, every rank's masker and dropout
+// generator come back from the checkpoint (dropout is on here).
+TEST_F(Launch, TwoProcessDistillationResumesExactly) {
+  std::ifstream in(test::shared_path("data/corpus/wikitext-2-valid.tokens"));
+  {
+    std::ofstream out(root_ / "text.txt");
+    std::string line;
+    for (int i = 0; i < 300 && std::getline(in, line); ++i) out << line << "\n";
+  }
+  const Tokenizer tok = test::bert_vocab();
+  test::save_tiny_model(root_ / "teacher", tok, test::tiny_config(tok, 2, 64), 8);  // dropout 0.1
+  test::save_tiny_model(root_ / "student", tok, test::tiny_config(tok, 1, 64), 9);
+  const Result prep = run_cli("prepare-corpus " + q((root_ / "text.txt").string()) + " --tokenizer " +
+                              q(test::shared_path("vocab/bert-base-uncased")) + " --out " + q((root_ / "corpus").string()) +
+                              " --max-seq-len 64");
+  ASSERT_EQ(prep.code, 0) << prep.err;
+  auto distill = [&](const std::string& out, int port, const std::string& extra) {
+    return run_cli("launch --nproc 2 --master-port " + std::to_string(port) + " -- " + std::string(RETORT_CLI_PATH) +
+                   " distill --corpus " + q((root_ / "corpus").string()) + " --teacher " + q((root_ / "teacher").string()) +
+                   " --student " + q((root_ / "student").string()) + " --out " + q((root_ / out).string()) +
+                   " --batch-size 4 --gradient-accumulation-steps 2 --max-steps 6 --checkpoint-interval 0" +
+                   " --log-interval 1 --learning-rate 1e-3 --threads 1 " + extra);
+  };
+  const Result full = distill("dp-full", 29523, "");
+  ASSERT_EQ(full.code, 0) << full.err;
+  const Result first = distill("dp-split", 29525, "--stop-at-step 3");
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_TRUE(fs::exists(root_ / "dp-split/checkpoint-3/rng_state.rank1.bin"));
+  const Result second = distill("dp-split", 29527, "--resume");
+  ASSERT_EQ(second.code, 0) << second.err;
+  Model a = load_model((root_ / "dp-full/final").string()), b = load_model((root_ / "dp-split/final").string());
+  const auto pb = b->named_parameters();
+  double worst = 0;
+  for (const auto& item : a->named_parameters()) {
+    worst = std::max(worst, (item.value() - pb[item.key()]).abs().max().item<double>());
+  }
+  EXPECT_EQ(worst, 0.0) << "stop + resume must end where the uninterrupted run ends";
+}
+
 TEST_F(Launch, ADeadRankMakesTheOtherFailWithinTheTimeout) {
   // Two ranks started by hand; rank 1 is killed (SIGKILL) while they train. Rank 0 must stop with a
   // clear error well within RETORT_DIST_TIMEOUT instead of waiting for it forever.
