@@ -89,6 +89,10 @@ class Trainer {
   // and only rank 0 writes metrics.jsonl and checkpoints.
   void set_data_parallel(std::shared_ptr<DataParallel> dp);
   bool is_main() const;
+  // Ctrl-C / SIGTERM seen. Data parallel: the ranks agree at every optimizer step (the flag travels with
+  // the metrics all-reduce), so all of them stop after the same step even when the signal reached only
+  // one; single process: interrupt_requested().
+  bool stop_requested() const;
 
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
@@ -126,6 +130,7 @@ class Trainer {
   int64_t tokens_ = 0;
   std::chrono::steady_clock::time_point window_start_, started_;
   int64_t start_step_ = 0;  // step at construction or restore, for the ETA
+  bool agreed_stop_ = false;  // data parallel: some rank was interrupted by the last step
   StepMetrics last_;
   std::unique_ptr<std::ofstream> metrics_;
   bool tty_ = false;

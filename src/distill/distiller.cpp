@@ -283,7 +283,7 @@ DistillResult run_distillation(const DistillJob& job) {
     if (!trainer.accumulate(loss.total, loss.terms, bt.tokens)) continue;
     if (trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
     const bool stop_here = job.stop_at_step > 0 && trainer.step() >= job.stop_at_step && !trainer.done();
-    if (interrupt_requested() || stop_here) {
+    if (trainer.stop_requested() || stop_here) {
       if (!trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
       std::cerr << "\nstopped at step " << trainer.step() << ": checkpoint saved in " << last_saved
                 << " (continue with --resume)\n";

@@ -439,11 +439,11 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
       trainer.accumulate(loss, terms, b.tokens);
       loss_sum += loss.item<double>();
       ++n_micro;
-      if (trainer.done() || interrupt_requested()) break;
+      if (trainer.done() || trainer.stop_requested()) break;
     }
     const double train_seconds = seconds_since(te);
     if (!trainer.is_main()) {  // rank 0 alone evaluates and saves
-      if (interrupt_requested()) break;
+      if (trainer.stop_requested()) break;
       continue;
     }
     std::vector<EvalResult> evals;
@@ -468,7 +468,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
                               {"parameters", result.parameters}};
     for (const auto& r : result.best_eval) summary["best"][r.split] = r.to_json();
     write_file_atomic(join_path(cfg.out_dir, "eval_results.json"), summary.dump(2) + "\n");
-    if (interrupt_requested()) break;
+    if (trainer.stop_requested()) break;
   }
   result.seconds = seconds_since(t0);
   return result;

@@ -458,7 +458,7 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
         loss = loss + b.alpha_ce * ce;
       }
       trainer.accumulate(loss, terms, pb.mask.sum().item<int64_t>());
-      if (trainer.done() || interrupt_requested()) break;
+      if (trainer.done() || trainer.stop_requested()) break;
     }
     const SquadEval e = evaluate_squad(*model, tok, dev, so);
     result.epochs.push_back({{"epoch", epoch}, {"step", trainer.step()}, {"eval", e.to_json()}});
@@ -469,7 +469,7 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
       write_file_atomic(join_path(b.out_dir, "predictions.json"), json(e.predictions).dump(2) + "\n");
     }
     write_file_atomic(join_path(b.out_dir, "eval_results.json"), result.to_json().dump(2) + "\n");
-    if (interrupt_requested()) break;
+    if (trainer.stop_requested()) break;
   }
   return result;
 }

@@ -163,7 +163,10 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
     dp_->average_gradients(params_);
     std::vector<double> sums = {loss_sum_, static_cast<double>(tokens_)};  // terms: same keys on every rank
     for (const auto& [k, v] : term_sums_) sums.push_back(v);
+    sums.push_back(interrupt_requested() ? 1.0 : 0.0);  // last: did any rank get a signal?
     sums = dp_->sum(sums);
+    agreed_stop_ = agreed_stop_ || sums.back() > 0;
+    sums.pop_back();
     const double ranks = static_cast<double>(dp_->world_size());
     loss_sum_ = sums[0] / ranks;
     tokens_ = static_cast<int64_t>(sums[1]);
@@ -218,6 +221,8 @@ void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
 }
 
 bool Trainer::is_main() const { return !dp_ || dp_->is_main(); }
+
+bool Trainer::stop_requested() const { return dp_ ? agreed_stop_ : interrupt_requested(); }
 
 void Trainer::log_step() {
   if (!is_main()) return;

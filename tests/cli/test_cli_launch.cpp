@@ -12,6 +12,7 @@
 #include "cli_test_util.h"
 #include "retort/checkpoint.h"
 #include "retort/distributed.h"
+#include "retort/train.h"
 #include "tiny_model.h"
 
 namespace retort {
@@ -45,6 +46,28 @@ class Launch : public ::testing::Test {
     return "finetune --task sst2 --model " + q((root_ / "model").string()) + " --data " + q((root_ / "glue").string()) +
            " --out " + q((root_ / out).string()) + " --batch-size " + std::to_string(batch) +
            " --n-epoch " + std::to_string(epochs) + " --learning-rate 1e-3 --max-seq-length 32 --threads 1";
+  }
+  // A corpus of 300 WikiText lines and tiny teacher / student MLM models (dropout on), for distill runs.
+  void prepare_distillation() const {
+    std::ifstream in(test::shared_path("data/corpus/wikitext-2-valid.tokens"));
+    {
+      std::ofstream out(root_ / "text.txt");
+      std::string line;
+      for (int i = 0; i < 300 && std::getline(in, line); ++i) out << line << "\n";
+    }
+    const Tokenizer tok = test::bert_vocab();
+    test::save_tiny_model(root_ / "teacher", tok, test::tiny_config(tok, 2, 64), 8);
+    test::save_tiny_model(root_ / "student", tok, test::tiny_config(tok, 1, 64), 9);
+    const Result prep = run_cli("prepare-corpus " + q((root_ / "text.txt").string()) + " --tokenizer " +
+                                q(test::shared_path("vocab/bert-base-uncased")) + " --out " +
+                                q((root_ / "corpus").string()) + " --max-seq-len 64");
+    ASSERT_EQ(prep.code, 0) << prep.err;
+  }
+  std::string distill(const std::string& out, int64_t steps, const std::string& extra = "") const {
+    return "distill --corpus " + q((root_ / "corpus").string()) + " --teacher " + q((root_ / "teacher").string()) +
+           " --student " + q((root_ / "student").string()) + " --out " + q((root_ / out).string()) +
+           " --batch-size 4 --gradient-accumulation-steps 2 --max-steps " + std::to_string(steps) +
+           " --checkpoint-interval 0 --log-interval 1 --learning-rate 1e-3 --threads 1 " + extra;
   }
   fs::path root_;
 };
@@ -87,25 +110,10 @@ TEST_F(Launch, TwoProcessesMatchOneWithTheirCombinedBatch) {
 // uninterrupted 2-process run: the data position at the step's end, every rank's masker and dropout
 // generator come back from the checkpoint (dropout is on here).
 TEST_F(Launch, TwoProcessDistillationResumesExactly) {
-  std::ifstream in(test::shared_path("data/corpus/wikitext-2-valid.tokens"));
-  {
-    std::ofstream out(root_ / "text.txt");
-    std::string line;
-    for (int i = 0; i < 300 && std::getline(in, line); ++i) out << line << "\n";
-  }
-  const Tokenizer tok = test::bert_vocab();
-  test::save_tiny_model(root_ / "teacher", tok, test::tiny_config(tok, 2, 64), 8);  // dropout 0.1
-  test::save_tiny_model(root_ / "student", tok, test::tiny_config(tok, 1, 64), 9);
-  const Result prep = run_cli("prepare-corpus " + q((root_ / "text.txt").string()) + " --tokenizer " +
-                              q(test::shared_path("vocab/bert-base-uncased")) + " --out " + q((root_ / "corpus").string()) +
-                              " --max-seq-len 64");
-  ASSERT_EQ(prep.code, 0) << prep.err;
+  prepare_distillation();
   auto distill = [&](const std::string& out, int port, const std::string& extra) {
     return run_cli("launch --nproc 2 --master-port " + std::to_string(port) + " -- " + std::string(RETORT_CLI_PATH) +
-                   " distill --corpus " + q((root_ / "corpus").string()) + " --teacher " + q((root_ / "teacher").string()) +
-                   " --student " + q((root_ / "student").string()) + " --out " + q((root_ / out).string()) +
-                   " --batch-size 4 --gradient-accumulation-steps 2 --max-steps 6 --checkpoint-interval 0" +
-                   " --log-interval 1 --learning-rate 1e-3 --threads 1 " + extra);
+                   " " + this->distill(out, 6, extra));
   };
   const Result full = distill("dp-full", 29523, "");
   ASSERT_EQ(full.code, 0) << full.err;
@@ -121,6 +129,36 @@ TEST_F(Launch, TwoProcessDistillationResumesExactly) {
     worst = std::max(worst, (item.value() - pb[item.key()]).abs().max().item<double>());
   }
   EXPECT_EQ(worst, 0.0) << "stop + resume must end where the uninterrupted run ends";
+}
+
+// SIGTERM reaching one rank only (not `launch`): the ranks agree through the step's all-reduce and all
+// stop after the same step, rank 0 saving the checkpoint, instead of the others waiting for the timeout.
+TEST_F(Launch, ASignalToOneRankStopsEveryRankAtTheSameStep) {
+  prepare_distillation();
+  const fs::path script = root_ / "term.sh";
+  const std::string cmd = std::string(RETORT_CLI_PATH) + " " + distill("term", 100000);
+  {
+    std::ofstream out(script);
+    out << "export WORLD_SIZE=2 MASTER_PORT=29529 RETORT_DIST_TIMEOUT=60 LOCAL_WORLD_SIZE=2\n"
+        << "RANK=1 " << cmd << " > /dev/null 2>&1 &\n"
+        << "other=$!\n"
+        // once rank 0 has logged step 1, both ranks are in the loop with the handler installed
+        << "(while [ ! -s " << q((root_ / "term/metrics.jsonl").string()) << " ]; do sleep 0.2; done; sleep 1; "
+        << "kill -TERM $other) &\n"
+        << "RANK=0 " << cmd << "\n"
+        << "main=$?\n"
+        << "wait $other\n"
+        << "echo \"exit codes $main $?\"\n";
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const Result r = run_program("bash", q(script.string()));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.out.find("exit codes 0 0"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("stopped at step "), std::string::npos) << r.out;
+  const std::string last = latest_checkpoint((root_ / "term").string());
+  ASSERT_FALSE(last.empty());
+  EXPECT_TRUE(fs::exists(fs::path(last) / "rng_state.rank1.bin"));
+  EXPECT_LT(secs, 50) << "no rank may wait for the 60 s timeout";
 }
 
 TEST_F(Launch, ADeadRankMakesTheOtherFailWithinTheTimeout) {
