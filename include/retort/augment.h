@@ -78,7 +78,8 @@ class Augmenter {
   Model model_{nullptr};
   WordVectors vectors_;
   bool have_vectors_ = false;
-  std::vector<bool> usable_;  // by token id: may be proposed (a whole word, not special, has a letter)
+  torch::Tensor not_proposable_;  // (1, V): 0 where a token may be proposed (a whole word with a letter), -1e30 elsewhere
+  c10::Device device_ = c10::Device(c10::kCPU);
 };
 
 struct AugmentReport {

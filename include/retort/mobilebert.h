@@ -22,7 +22,7 @@ namespace retort {
 
 // NoNorm (x * weight + bias, elementwise) or LayerNorm; parameters "weight" (X) and "bias" (X) either way.
 struct MobileNormImpl : torch::nn::Module {
-  MobileNormImpl(int64_t size, const ModelConfig& c, bool force_layer_norm = false);
+  MobileNormImpl(int64_t size, const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& x);  // (..., X) -> (..., X)
   torch::Tensor weight, bias;
   bool no_norm;
@@ -60,7 +60,7 @@ struct MobileSelfAttentionImpl : torch::nn::Module {
   torch::nn::Linear query{nullptr}, key{nullptr};  // (Hb, Hb)
   torch::nn::Linear value{nullptr};                // (Hb, H), or (Hb, Hb) with use_bottleneck_attention
   torch::nn::Dropout dropout{nullptr};
-  int64_t n_head, head_dim;
+  int64_t n_head;
 };
 TORCH_MODULE(MobileSelfAttention);
 

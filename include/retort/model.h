@@ -61,7 +61,7 @@ struct SelfAttentionImpl : torch::nn::Module {
   explicit SelfAttentionImpl(const ModelConfig& c);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};  // (H, H)
   torch::nn::Dropout dropout{nullptr};
-  int64_t n_head, head_dim;
+  int64_t n_head;
 };
 TORCH_MODULE(SelfAttention);
 

@@ -122,11 +122,10 @@ std::string run_progressive_stages(const DistillJob& job, DistillResult& result)
     c.intermediate.only_layer = l;
     const double earlier = cfg.progressive.earlier_lr_scale;
     stage.lr_scale = [l, earlier](const std::string& name) {
-      const int64_t at = layer_of(name);
+      // The embeddings train with layer 0 and count as earlier than every later layer.
+      const int64_t at = name.compare(0, 16, "bert.embeddings.") == 0 ? 0 : layer_of(name);
       if (at == l) return 1.0;
-      if (l == 0 && name.compare(0, 16, "bert.embeddings.") == 0) return 1.0;
       if (at >= 0 && at < l) return earlier;
-      if (at < 0 && name.compare(0, 16, "bert.embeddings.") == 0) return earlier;
       return 0.0;  // later layers and the head: not in this stage's loss
     };
     const std::string final_dir = join_path(stage.run_dir, "final");

@@ -3,7 +3,6 @@
 // Dimensions: B batch, T sequence, Hs / Ht student / teacher hidden, N heads, M student layers,
 // L teacher layers, C classes, R selected rows.
 #include <cmath>
-#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -274,9 +273,7 @@ IntermediateDistillerImpl::Terms IntermediateDistillerImpl::losses(const Encoder
     const auto g = static_cast<size_t>(layer_map.hidden[m]);
     check(g < t.hidden_states.size(), "hidden-state transfer: the teacher has no hidden state ", g);
     check(static_cast<size_t>(m) < s.hidden_states.size(), "hidden-state transfer: the student has no hidden state ", m);
-    auto sh = s.hidden_states[m];
-    if (fit_dense->size() > 0) sh = project(m, sh.to(fit_dense->ptr<torch::nn::LinearImpl>(0)->weight.scalar_type()));
-    return hidden_mse_loss(sh, t.hidden_states[g], attention_mask);
+    return hidden_mse_loss(project(m, s.hidden_states[m]), t.hidden_states[g], attention_mask);
   };
   if (options.alpha_emb > 0 && first == 0) add("loss_emb", options.alpha_emb, hidden_term(0));
   if (options.alpha_hidden > 0) {

@@ -97,8 +97,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torc
 
 // --- attention -------------------------------------------------------------------------------------
 
-SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
-    : n_head(c.num_attention_heads), head_dim(c.head_dim()) {
+SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c) : n_head(c.num_attention_heads) {
   query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
   key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
   value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));

@@ -107,10 +107,11 @@ torch::Tensor ModelImpl::mlm_logits(const torch::Tensor& hidden) {
   auto& t = cls->predictions->transform;
   auto x = layer_norm(t->LayerNorm, apply_activation(t->act, t->dense(hidden)));       // (..., H)
   const auto& extra = cls->predictions->dense;  // MobileBERT: (H - E, V)
-  if (!extra) return torch::nn::functional::linear(x, decoder_weight(), cls->predictions->bias);  // (..., V)
+  const torch::Tensor w = decoder_weight();      // (V, H); MobileBERT (V, E)
+  if (!extra) return torch::nn::functional::linear(x, w, cls->predictions->bias);  // (..., V)
   using torch::indexing::Slice;
-  const int64_t E = decoder_weight().size(1);
-  auto logits = torch::nn::functional::linear(x.index({"...", Slice(0, E)}), decoder_weight(), cls->predictions->bias);
+  const int64_t E = w.size(1);
+  auto logits = torch::nn::functional::linear(x.index({"...", Slice(0, E)}), w, cls->predictions->bias);
   return logits + torch::matmul(x.index({"...", Slice(E)}), extra->weight.to(x.scalar_type()));  // (..., V)
 }
 

@@ -1,8 +1,6 @@
 // MobileBERT's embeddings and blocks (see mobilebert.h), read top to bottom.
 //
 // Dimensions: B batch, T sequence, H hidden, Hb bottleneck, E embedding, I intermediate, N heads, D head size.
-#include <cmath>
-
 #include <torch/torch.h>
 
 #include "retort/error.h"
@@ -11,8 +9,8 @@
 
 namespace retort {
 
-MobileNormImpl::MobileNormImpl(int64_t size, const ModelConfig& c, bool force_layer_norm)
-    : no_norm(!force_layer_norm && c.mobile.normalization_type == "no_norm"), eps(c.layer_norm_eps) {
+MobileNormImpl::MobileNormImpl(int64_t size, const ModelConfig& c)
+    : no_norm(c.mobile.normalization_type == "no_norm"), eps(c.layer_norm_eps) {
   weight = register_parameter("weight", torch::ones({size}));  // (X)
   bias = register_parameter("bias", torch::zeros({size}));     // (X)
 }
@@ -72,7 +70,7 @@ torch::Tensor MobileEmbeddingsImpl::forward(const torch::Tensor& input_ids, cons
 // --- the block -------------------------------------------------------------------------------------
 
 MobileSelfAttentionImpl::MobileSelfAttentionImpl(const ModelConfig& c)
-    : n_head(c.num_attention_heads), head_dim(c.head_dim()) {
+    : n_head(c.num_attention_heads) {
   const int64_t Hb = c.true_hidden_size();
   query = register_module("query", torch::nn::Linear(Hb, Hb));
   key = register_module("key", torch::nn::Linear(Hb, Hb));

@@ -114,14 +114,17 @@ Augmenter::Augmenter(const std::string& model_dir, const AugmentOptions& opt)
     vectors_ = WordVectors::load(opt.word_vectors, opt.word_vectors_limit);
     have_vectors_ = true;
   }
-  // Proposable tokens: whole words with a letter, not special ([CLS], [unused0], ...).
+  // Proposable tokens: whole words with a letter, not special ([CLS], [unused0], ...); the others get a
+  // logit penalty so top-k never picks them.
   const auto V = static_cast<int32_t>(tok_.vocab_size());
-  usable_.assign(static_cast<size_t>(model_->config.vocab_size), false);
+  std::vector<float> penalty(static_cast<size_t>(model_->config.vocab_size), -1e30f);
   for (int32_t id = 0; id < V && id < model_->config.vocab_size; ++id) {
     const std::string t = tok_.id_to_token(id);
     const bool special = t.size() >= 2 && t.front() == '[' && t.back() == ']';
-    usable_[static_cast<size_t>(id)] = !special && t.rfind("##", 0) != 0 && has_letter(t);
+    if (!special && t.rfind("##", 0) != 0 && has_letter(t)) penalty[static_cast<size_t>(id)] = 0.0f;
   }
+  not_proposable_ = torch::tensor(penalty).unsqueeze(0);  // (1, V)
+  device_ = lo.device;
 }
 
 std::vector<AugmentWord> Augmenter::words(const std::string& text) {
@@ -173,14 +176,11 @@ std::vector<AugmentWord> Augmenter::words(const std::string& text) {
     torch::Tensor top;  // (W, k) token ids, best first
     {
       torch::InferenceMode guard;
-      const auto device = parse_device(opt_.device);
-      auto hidden = model_->bert->forward(ids.to(device), torch::ones_like(ids).to(device), {}).last_hidden_state;
-      auto pos = torch::tensor(positions, torch::kLong).to(device);                       // (W)
+      auto hidden = model_->bert->forward(ids.to(device_), torch::ones_like(ids).to(device_), {}).last_hidden_state;
+      auto pos = torch::tensor(positions, torch::kLong).to(device_);                      // (W)
       auto at_mask = hidden.index({torch::arange(W, pos.options()), pos});                 // (W, H)
       auto logits = model_->mlm_logits(at_mask).to(torch::kFloat).cpu();                  // (W, V)
-      std::vector<float> block(usable_.size());
-      for (size_t v = 0; v < usable_.size(); ++v) block[v] = usable_[v] ? 0.0f : -1e30f;
-      logits = logits + torch::tensor(block).unsqueeze(0);
+      logits = logits + not_proposable_;
       top = std::get<1>(logits.topk(opt_.top_k + 1, -1));  // one extra: the word itself may be among them
     }
     for (int64_t i = 0; i < W; ++i) {

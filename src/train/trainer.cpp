@@ -255,16 +255,16 @@ void Trainer::log_step() {
 
 std::string Trainer::save_checkpoint(const nlohmann::json& caller_state) const {
   check(micro_ == 0, "checkpoints are taken between optimizer steps (", micro_, " micro-batches pending)");
-  // Data parallel: every rank's dropout generator, so a resumed run draws the masks it would have drawn.
+  torch::Tensor rng;  // (state bytes) uint8 of the default CPU generator: dropout masks
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng = gen.get_state().contiguous();
+  }
+  // Data parallel: every rank's generator, so a resumed run draws the masks it would have drawn.
   std::vector<std::string> rank_rngs;
   if (dp_) {
-    torch::Tensor mine;  // (state bytes) uint8
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      mine = gen.get_state().contiguous();
-    }
-    rank_rngs = dp_->gather_strings(std::string(static_cast<const char*>(mine.data_ptr()), static_cast<size_t>(mine.numel())));
+    rank_rngs = dp_->gather_strings(std::string(static_cast<const char*>(rng.data_ptr()), static_cast<size_t>(rng.numel())));
   }
   if (!is_main()) return "";
   const std::string name = "checkpoint-" + std::to_string(step_);
@@ -278,12 +278,6 @@ std::string Trainer::save_checkpoint(const nlohmann::json& caller_state) const {
     torch::serialize::OutputArchive archive;
     extra_->save(archive);
     archive.save_to(join_path(tmp_dir, "extra.pt"));
-  }
-  torch::Tensor rng;  // (state bytes) of the default CPU generator: dropout masks
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    rng = gen.get_state();
   }
   torch::save(rng, join_path(tmp_dir, "rng_state.pt"));
   for (size_t r = 1; r < rank_rngs.size(); ++r) {
