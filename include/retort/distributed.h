@@ -2,8 +2,9 @@
 // ProcessGroupGloo (CPU). Processes are started as torchrun starts them: each reads RANK, WORLD_SIZE,
 // LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (`retort launch --nproc N` sets them).
 // Every rank starts from rank 0's weights, computes gradients on its own share of each global batch,
-// and the gradients are averaged (all-reduced in buckets) before clipping and the optimizer step, so
-// N processes with batch b take the same steps as one process with batch N*b.
+// and the gradients are averaged (all-reduced in buckets, started during backward as each bucket's
+// gradients are complete: GradientReducer) before clipping and the optimizer step, so N processes with
+// batch b take the same steps as one process with batch N*b.
 #pragma once
 
 #include <chrono>
@@ -47,9 +48,6 @@ class DataParallel {
 
   // Replaces every rank's values with rank 0's (parameters at the start of training).
   void broadcast(const std::vector<torch::Tensor>& tensors);
-  // Averages the gradients of `params` over the ranks, flattened into buckets of about bucket_bytes
-  // (undefined gradients count as zero). fp32 or bf16 gradients, on CPU.
-  void average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes = 25 << 20);
   // Sums a small fp64 vector over the ranks (metrics: losses, token counts).
   std::vector<double> sum(const std::vector<double>& values);
   // Every rank's `mine`, by rank, on every rank (through the store): per-rank state for checkpoints
@@ -58,10 +56,44 @@ class DataParallel {
   void barrier();
 
  private:
+  friend class GradientReducer;
   struct Impl;
   DistEnv env_;
   int64_t gathers_ = 0;  // gather_strings calls so far: each uses its own store keys
   std::unique_ptr<Impl> impl_;
+};
+
+// Averages the gradients of a fixed set of parameters over the ranks, as PyTorch's DDP Reducer does:
+// the parameters are split into buckets in reverse order (backward produces the last layers' gradients
+// first), and a hook on each parameter's gradient accumulator starts a bucket's all-reduce as soon as
+// every gradient in it is accumulated, so communication overlaps the rest of backward. Buckets are
+// always started in bucket order, the same sequence of collectives on every rank whatever order the
+// hooks fire in. With gradient accumulation, only the last micro-batch's backward is armed.
+class GradientReducer {
+ public:
+  // `params`: the trainable parameters (requires_grad leaves). Buckets hold one dtype and device each and
+  // close at bucket_bytes; the first (the last layers) at first_bucket_bytes, so communication starts early.
+  GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<torch::Tensor> params,
+                  int64_t bucket_bytes = 25 << 20, int64_t first_bucket_bytes = 1 << 20);
+  ~GradientReducer();  // removes its hooks
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // The next backward starts each bucket's all-reduce once the bucket is complete. Unarmed, the hooks do
+  // nothing and finish() does all the work after backward.
+  void arm();
+  // After backward: starts the buckets not started yet, waits for all of them and writes the averages into
+  // the gradients. A gradient undefined on every rank stays undefined (the parameter took no part, as in
+  // one process); undefined on some ranks only, it counts as zero there.
+  void finish();
+
+  int64_t bucket_count() const;
+  // How many buckets the last backward had started before finish() (the overlap actually obtained).
+  int64_t started_in_backward() const;
+
+ private:
+  struct State;  // buckets, hooks and collectives in flight (c10d types stay in the .cpp)
+  std::unique_ptr<State> s_;
 };
 
 }  // namespace retort

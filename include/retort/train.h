@@ -40,6 +40,10 @@ struct TrainConfig {
   uint64_t seed = 56;
   bool bf16 = false;                // bf16 autocast for the student's forward/backward
   std::string device = "cpu";
+  // Data parallel: gradient all-reduce buckets (MB; the first, the last layers', is 1 MB) and whether
+  // they start during backward, as each bucket's gradients are complete, or only after it.
+  int64_t allreduce_bucket_mb = 25;
+  bool allreduce_overlap = true;
 
   static TrainConfig from_json(const nlohmann::json& j);  // unknown keys ignored (they belong to others)
   nlohmann::json to_json() const;
@@ -66,6 +70,7 @@ struct StepMetrics {
 };
 
 class DataParallel;
+class GradientReducer;
 
 class Trainer {
  public:
@@ -77,6 +82,7 @@ class Trainer {
   Trainer(Model model, const TrainConfig& config, int64_t total_steps, std::string run_dir,
           std::shared_ptr<torch::nn::Module> extra = nullptr,
           const std::function<double(const std::string&)>& lr_scale = {});
+  ~Trainer();
 
   // Adds one micro-batch: backward of loss / accumulation steps; every gradient_accumulation_steps
   // micro-batches clips, steps the optimizer and the schedule, and logs. `terms` are the loss terms
@@ -123,6 +129,7 @@ class Trainer {
   std::string run_dir_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::shared_ptr<DataParallel> dp_;
+  std::unique_ptr<GradientReducer> reducer_;  // data parallel: averages the gradients
   int64_t step_ = 0;
   int64_t micro_ = 0;  // micro-batches accumulated toward the next step
   std::map<std::string, double> term_sums_;

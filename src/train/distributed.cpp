@@ -1,15 +1,20 @@
-// c10d data parallelism (see distributed.h): TCPStore + ProcessGroupGloo, bucketed gradient averaging.
+// c10d data parallelism (see distributed.h): TCPStore + ProcessGroupGloo, and gradient averaging in
+// buckets started from hooks on the gradient accumulators, during backward.
 #include "retort/distributed.h"
 
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <mutex>
 
 #include "retort/error.h"
 
 #ifdef RETORT_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #endif
 
 namespace retort {
@@ -56,10 +61,18 @@ DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds) : env_
 }
 DataParallel::~DataParallel() = default;
 void DataParallel::broadcast(const std::vector<torch::Tensor>&) {}
-void DataParallel::average_gradients(const std::vector<torch::Tensor>&, int64_t) {}
 std::vector<double> DataParallel::sum(const std::vector<double>& v) { return v; }
 std::vector<std::string> DataParallel::gather_strings(const std::string& mine) { return {mine}; }
 void DataParallel::barrier() {}
+struct GradientReducer::State {};
+GradientReducer::GradientReducer(std::shared_ptr<DataParallel>, std::vector<torch::Tensor>, int64_t, int64_t) {
+  fail("data-parallel training needs libtorch's Gloo backend and libgloo-dev (scripts/setup.sh installs it)");
+}
+GradientReducer::~GradientReducer() = default;
+void GradientReducer::arm() {}
+void GradientReducer::finish() {}
+int64_t GradientReducer::bucket_count() const { return 0; }
+int64_t GradientReducer::started_in_backward() const { return 0; }
 
 #else
 
@@ -114,38 +127,6 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
-void DataParallel::average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
-  torch::NoGradGuard no_grad;
-  const double scale = 1.0 / static_cast<double>(env_.world_size);
-  std::vector<torch::Tensor> bucket;  // gradients flattened together, of one dtype
-  int64_t bytes = 0;
-  auto flush = [&] {
-    if (bucket.empty()) return;
-    std::vector<torch::Tensor> flat_views;
-    for (const auto& g : bucket) flat_views.push_back(g.reshape({-1}));
-    std::vector<at::Tensor> flat{torch::cat(flat_views)};  // (sum of numels)
-    impl_->run("gradient all-reduce", impl_->pg->allreduce(flat), env_.rank);
-    flat[0].mul_(scale);
-    int64_t offset = 0;
-    for (auto& g : bucket) {
-      g.copy_(flat[0].narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
-    bucket.clear();
-    bytes = 0;
-  };
-  for (const auto& p : params) {
-    if (!p.requires_grad()) continue;
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    torch::Tensor g = p.grad();
-    if (!bucket.empty() && g.scalar_type() != bucket.front().scalar_type()) flush();
-    bucket.push_back(g);
-    bytes += g.numel() * static_cast<int64_t>(g.element_size());
-    if (bytes >= bucket_bytes) flush();
-  }
-  flush();
-}
-
 std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   if (values.empty()) return values;
   std::vector<at::Tensor> t{torch::tensor(values, torch::kDouble)};
@@ -175,6 +156,153 @@ void DataParallel::barrier() {
   std::vector<at::Tensor> t{torch::zeros({1})};
   impl_->run("barrier", impl_->pg->allreduce(t), env_.rank);
 }
+
+struct GradientReducer::State {
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params, in the order they are flattened
+    int64_t pending = 0;          // members whose gradient this backward has not accumulated yet
+    bool started = false;
+    torch::Tensor flat;           // (sum of the members' numels) their gradients, being summed over the ranks
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+
+  std::shared_ptr<DataParallel> dp;
+  std::vector<torch::Tensor> params;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucket_of;  // param index -> bucket index
+  std::vector<char> seen;         // param index -> its hook fired in this backward
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // kept alive: they carry our hooks
+  std::vector<uintptr_t> hook_keys;
+  size_t next = 0;  // the next bucket to start: buckets start in order, the same collectives on every rank
+  bool armed = false;
+  int64_t started_in_backward = 0;
+  std::mutex mutex;
+
+  void reset() {
+    for (auto& b : buckets) {
+      b.pending = static_cast<int64_t>(b.members.size());
+      b.started = false;
+      b.flat = torch::Tensor();
+      b.work.reset();
+    }
+    std::fill(seen.begin(), seen.end(), 0);
+    next = 0;
+  }
+
+  void start(Bucket& b) {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> views;
+    for (size_t i : b.members) {
+      const torch::Tensor& p = params[i];
+      const torch::Tensor g = p.grad();
+      views.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({p.numel()}, p.options()));
+    }
+    b.flat = torch::cat(views);
+    std::vector<at::Tensor> one{b.flat};
+    b.work = dp->impl_->pg->allreduce(one);
+    b.started = true;
+  }
+
+  void start_complete_buckets() {  // under mutex
+    while (next < buckets.size() && buckets[next].pending == 0) start(buckets[next++]);
+  }
+
+  void on_accumulated(size_t index) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed || seen[index]) return;
+    seen[index] = 1;
+    if (--buckets[bucket_of[index]].pending == 0) start_complete_buckets();
+  }
+};
+
+GradientReducer::GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<torch::Tensor> params,
+                                 int64_t bucket_bytes, int64_t first_bucket_bytes)
+    : s_(std::make_unique<State>()) {
+  check(dp != nullptr, "GradientReducer needs a process group");
+  check(bucket_bytes > 0 && first_bucket_bytes > 0, "gradient bucket sizes must be positive");
+  s_->dp = std::move(dp);
+  s_->params = std::move(params);
+  const size_t n = s_->params.size();
+  s_->bucket_of.assign(n, 0);
+  s_->seen.assign(n, 0);
+  // Buckets in reverse parameter order, one dtype and device each.
+  int64_t bytes = 0;
+  for (size_t k = n; k-- > 0;) {
+    const torch::Tensor& p = s_->params[k];
+    check(p.requires_grad() && p.is_leaf(), "GradientReducer: parameter ", k, " is not a trainable leaf tensor");
+    auto& bs = s_->buckets;
+    const int64_t cap = bs.size() <= 1 ? first_bucket_bytes : bucket_bytes;
+    const bool fits = !bs.empty() && bytes < cap && s_->params[bs.back().members.front()].scalar_type() ==
+                      p.scalar_type() && s_->params[bs.back().members.front()].device() == p.device();
+    if (!fits) {
+      bs.emplace_back();
+      bytes = 0;
+    }
+    bs.back().members.push_back(k);
+    bytes += p.numel() * static_cast<int64_t>(p.element_size());
+    s_->bucket_of[k] = bs.size() - 1;
+  }
+  State* state = s_.get();
+  for (size_t k = 0; k < n; ++k) {
+    auto acc = torch::autograd::impl::grad_accumulator(s_->params[k]);
+    check(acc != nullptr, "GradientReducer: parameter ", k, " has no gradient accumulator");
+    s_->hook_keys.push_back(acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [state, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          state->on_accumulated(k);
+          return outputs;
+        })));
+    s_->accumulators.push_back(std::move(acc));
+  }
+  s_->reset();
+}
+
+GradientReducer::~GradientReducer() {
+  if (!s_) return;
+  for (size_t k = 0; k < s_->accumulators.size(); ++k) s_->accumulators[k]->del_post_hook(s_->hook_keys[k]);
+}
+
+void GradientReducer::arm() {
+  std::lock_guard<std::mutex> lock(s_->mutex);
+  s_->reset();
+  s_->armed = true;
+}
+
+void GradientReducer::finish() {
+  std::lock_guard<std::mutex> lock(s_->mutex);
+  State& s = *s_;
+  DataParallel::Impl& dp = *s.dp->impl_;
+  const int rank = s.dp->rank();
+  s.armed = false;
+  s.started_in_backward = static_cast<int64_t>(s.next);
+  for (; s.next < s.buckets.size(); ++s.next) s.start(s.buckets[s.next]);
+  // Which parameters have a gradient on some rank: one more (small) collective, after the buckets.
+  const size_t n = s.params.size();
+  std::vector<float> here(n);
+  for (size_t k = 0; k < n; ++k) here[k] = s.params[k].grad().defined() ? 1.0f : 0.0f;
+  std::vector<at::Tensor> used{torch::tensor(here)};  // (n) ranks where the gradient is defined
+  auto used_work = dp.pg->allreduce(used);
+  for (auto& b : s.buckets) dp.run("gradient all-reduce", b.work, rank);
+  dp.run("gradient all-reduce", used_work, rank);
+
+  torch::NoGradGuard no_grad;
+  const float* used_by = used[0].data_ptr<float>();
+  const double scale = 1.0 / static_cast<double>(s.dp->world_size());
+  for (auto& b : s.buckets) {
+    b.flat.mul_(scale);
+    int64_t offset = 0;
+    for (size_t k : b.members) {
+      torch::Tensor& p = s.params[k];
+      const torch::Tensor avg = b.flat.narrow(0, offset, p.numel()).view_as(p);
+      offset += p.numel();
+      if (p.grad().defined()) p.mutable_grad().copy_(avg);
+      else if (used_by[k] > 0) p.mutable_grad() = avg.clone();
+    }
+  }
+  s.reset();
+}
+
+int64_t GradientReducer::bucket_count() const { return static_cast<int64_t>(s_->buckets.size()); }
+int64_t GradientReducer::started_in_backward() const { return s_->started_in_backward; }
 
 #endif
 

@@ -62,12 +62,15 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   get_if(j, "seed", c.seed);
   get_if(j, "bf16", c.bf16);
   get_if(j, "device", c.device);
+  get_if(j, "allreduce_bucket_mb", c.allreduce_bucket_mb);
+  get_if(j, "allreduce_overlap", c.allreduce_overlap);
   check(c.learning_rate > 0, "training config: learning_rate must be positive");
   check(c.gradient_accumulation_steps > 0, "training config: gradient_accumulation_steps must be positive");
   check(c.batch_size > 0, "training config: batch_size must be positive");
   check(c.warmup_prop >= 0 && c.warmup_prop < 1, "training config: warmup_prop must be in [0, 1)");
   check(c.n_epoch > 0 || c.max_steps > 0, "training config: n_epoch or max_steps must be positive");
   check(c.log_interval > 0, "training config: log_interval must be positive");
+  check(c.allreduce_bucket_mb > 0, "training config: allreduce_bucket_mb must be positive");
   return c;
 }
 
@@ -77,7 +80,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"max_grad_norm", max_grad_norm}, {"gradient_accumulation_steps", gradient_accumulation_steps},
           {"batch_size", batch_size}, {"n_epoch", n_epoch}, {"max_steps", max_steps},
           {"log_interval", log_interval}, {"checkpoint_interval", checkpoint_interval}, {"seed", seed},
-          {"bf16", bf16}, {"device", device}};
+          {"bf16", bf16}, {"device", device}, {"allreduce_bucket_mb", allreduce_bucket_mb},
+          {"allreduce_overlap", allreduce_overlap}};
 }
 
 double linear_warmup_lr(double peak, int64_t step, int64_t warmup, int64_t total) {
@@ -145,6 +149,8 @@ Trainer::Trainer(Model model, const TrainConfig& config, int64_t total_steps, st
   window_start_ = started_ = std::chrono::steady_clock::now();
 }
 
+Trainer::~Trainer() = default;
+
 bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, torch::Tensor>& terms, int64_t tokens) {
   check(!done(), "training is already complete (", step_, " steps)");
   for (const auto& [name, t] : terms) {
@@ -157,10 +163,12 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
   check(std::isfinite(lv), "loss is ", lv, " at step ", step_ + 1, ": stopping");
   loss_sum_ += lv;
   tokens_ += tokens;
+  const bool last_micro = micro_ + 1 == config_.gradient_accumulation_steps;
+  if (reducer_ && last_micro && config_.allreduce_overlap) reducer_->arm();  // all-reduce during backward
   (loss / static_cast<double>(config_.gradient_accumulation_steps)).backward();
   if (++micro_ < config_.gradient_accumulation_steps) return false;
   if (dp_) {
-    dp_->average_gradients(params_);
+    reducer_->finish();
     std::vector<double> sums = {loss_sum_, static_cast<double>(tokens_)};  // terms: same keys on every rank
     for (const auto& [k, v] : term_sums_) sums.push_back(v);
     sums.push_back(interrupt_requested() ? 1.0 : 0.0);  // last: did any rank get a signal?
@@ -215,8 +223,14 @@ bool Trainer::checkpoint_due() const {
 
 void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
   dp_ = std::move(dp);
+  reducer_.reset();
   if (!dp_) return;
   dp_->broadcast(params_);
+  std::vector<torch::Tensor> trainable;
+  for (const auto& p : params_) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  reducer_ = std::make_unique<GradientReducer>(dp_, trainable, config_.allreduce_bucket_mb << 20);
   if (!dp_->is_main()) metrics_.reset();
 }
 

@@ -28,7 +28,7 @@ struct FinetuneFlags {
   std::map<std::string, int64_t> integers;
   nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
   std::string truncation;
-  bool bf16 = false;
+  bool bf16 = false, no_overlap = false;
   CLI::Option* bf16_opt = nullptr;
 };
 
@@ -45,7 +45,7 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
   }
   for (const char* name : {"batch_size", "gradient_accumulation_steps", "max_steps", "n_epoch", "log_interval", "seed",
                            "max_seq_length", "max_train_examples", "max_eval_examples", "eval_batch_size",
-                           "head_tokens", "doc_stride", "max_query_length", "max_answer_length"}) {
+                           "head_tokens", "doc_stride", "max_query_length", "max_answer_length", "allreduce_bucket_mb"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<int64_t>(flag, [&f, name](int64_t v) { f.integers[name] = v; }, std::string("Override ") + name);
@@ -56,6 +56,8 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
       "--prediction-loss", [&f](const std::string& v) { f.intermediate["prediction_loss"] = v; },
       "Distillation loss on the logits: kl (KL * T^2, DistilBERT) or soft_ce (TinyBERT)");
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for training and evaluation");
+  cmd->add_flag("--no-allreduce-overlap", f.no_overlap,
+                "Data parallel: all-reduce the gradients after backward instead of during it");
 }
 
 nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
@@ -65,6 +67,7 @@ nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
   j.update(f.intermediate);
   if (!f.truncation.empty()) j["truncation"] = f.truncation;
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
+  if (f.no_overlap) j["allreduce_overlap"] = false;
   j["device"] = g.device;
   j["data"] = f.data;
   j["out"] = f.out;
