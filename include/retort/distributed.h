@@ -1,5 +1,5 @@
 // Data-parallel training across processes on PyTorch's own c10d: a TCPStore rendezvous and
-// ProcessGroupGloo (CPU). Processes are started as torchrun starts them: each reads RANK, WORLD_SIZE,
+// ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, when the libtorch has it). Processes are started as torchrun starts them: each reads RANK, WORLD_SIZE,
 // LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (`retort launch --nproc N` sets them).
 // Every rank starts from rank 0's weights, computes gradients on its own share of each global batch,
 // and the gradients are averaged (all-reduced in buckets, started during backward as each bucket's
@@ -32,19 +32,28 @@ DistEnv dist_env_from_environment();
 // (rank 0 evaluating or checkpointing while the others wait included).
 std::chrono::milliseconds dist_timeout_from_environment();
 
-// False when this libtorch or build has no Gloo backend.
-bool data_parallel_available();
+// Whether this build can train data-parallel on that kind of device: CPU through Gloo (libgloo-dev),
+// CUDA through NCCL (a CUDA libtorch built with NCCL, and nccl.h at build time).
+bool data_parallel_available(torch::DeviceType type = torch::kCPU);
+
+// The device this rank trains on: `requested` (parse_device's), except that data parallel on "cuda"
+// without an index gives each process the GPU numbered by its LOCAL_RANK (as with torchrun: one
+// process per GPU).
+torch::Device rank_device(const torch::Device& requested, const DistEnv& env);
 
 class DataParallel {
  public:
-  // Rendezvous (rank 0 hosts the TCPStore) and a Gloo process group. `timeout` bounds every collective:
-  // a rank that dies or hangs makes the others fail with an error within it instead of waiting forever.
-  DataParallel(const DistEnv& env, std::chrono::milliseconds timeout);
+  // Rendezvous (rank 0 hosts the TCPStore) and a process group for `device`: Gloo on CPU, NCCL on CUDA.
+  // `timeout` bounds every collective: a rank that dies or hangs makes the others fail with an error
+  // within it instead of waiting forever (NCCL: blocking waits are turned on, unless the environment
+  // already says otherwise).
+  DataParallel(const DistEnv& env, std::chrono::milliseconds timeout, torch::Device device = torch::kCPU);
   ~DataParallel();
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
   bool is_main() const { return env_.rank == 0; }
+  const torch::Device& device() const { return device_; }
 
   // Replaces every rank's values with rank 0's (parameters at the start of training).
   void broadcast(const std::vector<torch::Tensor>& tensors);
@@ -59,9 +68,14 @@ class DataParallel {
   friend class GradientReducer;
   struct Impl;
   DistEnv env_;
+  torch::Device device_;
   int64_t gathers_ = 0;  // gather_strings calls so far: each uses its own store keys
   std::unique_ptr<Impl> impl_;
 };
+
+// The process group for this process when WORLD_SIZE > 1 (from the environment, with
+// dist_timeout_from_environment()), else null: training then runs in one process.
+std::shared_ptr<DataParallel> data_parallel_from_environment(const torch::Device& device);
 
 // Averages the gradients of a fixed set of parameters over the ranks, as PyTorch's DDP Reducer does:
 // the parameters are split into buckets in reverse order (backward produces the last layers' gradients

@@ -67,6 +67,8 @@ struct StepMetrics {
   double loss = 0;                        // mean over the accumulated micro-batches
   std::map<std::string, double> terms;    // each loss term, same averaging
   double lr = 0, grad_norm = 0, tokens_per_s = 0;
+  double allreduce_ms = 0;                // data parallel: time this rank waited for the gradient all-reduce
+                                          // after backward (what overlapping it with backward did not hide)
 };
 
 class DataParallel;

@@ -171,7 +171,8 @@ DistillResult run_distillation(const DistillJob& job) {
     io.alpha_att = io.alpha_hidden = io.alpha_emb = 0;
   }
   check(w.alpha_mlm + w.alpha_ce + w.alpha_cos + w.alpha_mse > 0 || io.enabled(), "every loss weight is 0: nothing to train");
-  const c10::Device device = parse_device(cfg.train.device);
+  const DistEnv dist = dist_env_from_environment();
+  const c10::Device device = rank_device(parse_device(cfg.train.device), dist);  // data parallel on CUDA: GPU LOCAL_RANK
 
   const Tokenizer tok = load_model_tokenizer(job.student_dir);
   CorpusReader reader(job.corpus_dir);
@@ -185,14 +186,12 @@ DistillResult run_distillation(const DistillJob& job) {
   BatchSampler sampler(reader, so);
   const auto per_epoch = static_cast<int64_t>(sampler.batches_in_epoch(0));
   // Data parallel: rank r takes micro-batches r, r + N, r + 2N, ... of the one shuffled stream.
-  const DistEnv dist = dist_env_from_environment();
   const int64_t ranks = dist.world_size;
   const int64_t total_steps =
       cfg.train.max_steps > 0 ? cfg.train.max_steps
                               : (cfg.train.n_epoch * per_epoch) / (cfg.train.gradient_accumulation_steps * ranks);
 
-  std::shared_ptr<DataParallel> dp;
-  if (dist.distributed()) dp = std::make_shared<DataParallel>(dist, dist_timeout_from_environment());
+  const std::shared_ptr<DataParallel> dp = data_parallel_from_environment(device);
   fs::create_directories(job.run_dir);
   std::string resume_from;
   if (job.resume) {

@@ -326,7 +326,8 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
   check(!cfg.out_dir.empty(), "fine-tuning: no output directory");
   check(cfg.alpha_task >= 0 && cfg.alpha_ce >= 0 && cfg.temperature > 0,
         "fine-tuning: alpha_task and alpha_ce must be >= 0 and the temperature > 0");
-  const torch::Device device = parse_device(cfg.train.device);
+  const DistEnv dist = dist_env_from_environment();
+  const torch::Device device = rank_device(parse_device(cfg.train.device), dist);  // data parallel on CUDA: GPU LOCAL_RANK
   const Tokenizer tok = load_model_tokenizer(cfg.model_dir);
 
   std::vector<TaskExample> train = read_task_split(spec, cfg.data_dir, "train");
@@ -371,9 +372,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
 
   // Data parallel (distributed.h): every rank draws the same global batches of batch_size x N rows and
   // trains on its own slice; only full global batches are used, so every rank has rows.
-  const DistEnv dist = dist_env_from_environment();
-  std::shared_ptr<DataParallel> dp;
-  if (dist.distributed()) dp = std::make_shared<DataParallel>(dist, dist_timeout_from_environment());
+  const std::shared_ptr<DataParallel> dp = data_parallel_from_environment(device);
   const int64_t ranks = dist.world_size, global_batch = cfg.train.batch_size * ranks;
   fs::create_directories(cfg.out_dir);
   if (!dp || dp->is_main()) write_file_atomic(join_path(cfg.out_dir, "config.json"), cfg.to_json().dump(2) + "\n");

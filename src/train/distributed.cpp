@@ -1,5 +1,5 @@
-// c10d data parallelism (see distributed.h): TCPStore + ProcessGroupGloo, and gradient averaging in
-// buckets started from hooks on the gradient accumulators, during backward.
+// c10d data parallelism (see distributed.h): TCPStore + ProcessGroupGloo or ProcessGroupNCCL, and
+// gradient averaging in buckets started from hooks on the gradient accumulators, during backward.
 #include "retort/distributed.h"
 
 #include <torch/torch.h>
@@ -9,12 +9,19 @@
 
 #include "retort/error.h"
 
-#ifdef RETORT_HAVE_GLOO
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(RETORT_HAVE_GLOO) || defined(RETORT_HAVE_NCCL)
+#define RETORT_HAVE_C10D 1
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+#endif
+#ifdef RETORT_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef RETORT_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace retort {
@@ -52,12 +59,53 @@ std::chrono::milliseconds dist_timeout_from_environment() {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds) * 1000);
 }
 
-#ifndef RETORT_HAVE_GLOO
+bool data_parallel_available(torch::DeviceType type) {
+#ifdef RETORT_HAVE_GLOO
+  if (type == torch::kCPU) return true;
+#endif
+#ifdef RETORT_HAVE_NCCL
+  if (type == torch::kCUDA) return true;
+#endif
+  (void)type;
+  return false;
+}
 
-bool data_parallel_available() { return false; }
+torch::Device rank_device(const torch::Device& requested, const DistEnv& env) {
+  if (!requested.is_cuda() || requested.has_index() || !env.distributed()) return requested;
+  if (torch::cuda::is_available()) {
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    check(env.local_rank < count, "data parallel on cuda: LOCAL_RANK=", env.local_rank, " but only ", count,
+          " CUDA device(s) are visible (one process per GPU)");
+  }
+  return torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(env.local_rank));
+}
+
+std::shared_ptr<DataParallel> data_parallel_from_environment(const torch::Device& device) {
+  const DistEnv env = dist_env_from_environment();
+  if (!env.distributed()) return nullptr;
+  return std::make_shared<DataParallel>(env, dist_timeout_from_environment(), device);
+}
+
+namespace {
+
+void check_backend(const torch::Device& device) {
+  if (data_parallel_available(device.type())) return;
+  if (device.is_cuda()) {
+    fail("data-parallel training on ", device.str(), " needs NCCL: a CUDA libtorch built with it, and nccl.h when ",
+         "Retort is built (NCCL_INCLUDE_DIR); this build has none");
+  }
+  check(device.is_cpu(), "data-parallel training runs on CPU (Gloo) or CUDA (NCCL), not ", device.str());
+  fail("data-parallel training on CPU needs libtorch's Gloo backend and libgloo-dev (scripts/setup.sh installs it)");
+}
+
+}  // namespace
+
+#ifndef RETORT_HAVE_C10D
+
 struct DataParallel::Impl {};
-DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds) : env_(env) {
-  fail("data-parallel training needs libtorch's Gloo backend and libgloo-dev (scripts/setup.sh installs it)");
+DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds, torch::Device device)
+    : env_(env), device_(device) {
+  check_backend(device);
 }
 DataParallel::~DataParallel() = default;
 void DataParallel::broadcast(const std::vector<torch::Tensor>&) {}
@@ -66,7 +114,7 @@ std::vector<std::string> DataParallel::gather_strings(const std::string& mine) {
 void DataParallel::barrier() {}
 struct GradientReducer::State {};
 GradientReducer::GradientReducer(std::shared_ptr<DataParallel>, std::vector<torch::Tensor>, int64_t, int64_t) {
-  fail("data-parallel training needs libtorch's Gloo backend and libgloo-dev (scripts/setup.sh installs it)");
+  check_backend(torch::kCPU);
 }
 GradientReducer::~GradientReducer() = default;
 void GradientReducer::arm() {}
@@ -76,11 +124,16 @@ int64_t GradientReducer::started_in_backward() const { return 0; }
 
 #else
 
-bool data_parallel_available() { return true; }
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;  // 2.x: ProcessGroupGloo and ProcessGroupNCCL are backends
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
 
 struct DataParallel::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<Collectives> pg;
+  torch::Device device{torch::kCPU};  // where collective tensors must live (NCCL: the rank's GPU)
 
   void run(const std::string& what, c10::intrusive_ptr<c10d::Work> work, int rank) {
     try {
@@ -94,8 +147,10 @@ struct DataParallel::Impl {
   }
 };
 
-DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout)
-    : env_(env), impl_(std::make_unique<Impl>()) {
+DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout, torch::Device device)
+    : env_(env), device_(device), impl_(std::make_unique<Impl>()) {
+  check_backend(device);
+  impl_->device = device;
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env.master_port);
   so.isServer = env.rank == 0;
@@ -104,9 +159,23 @@ DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout
   so.timeout = timeout;
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, opts);
+    if (device.is_cuda()) {
+#ifdef RETORT_HAVE_NCCL
+      // Blocking waits: a collective past the timeout throws here (and fails with our message) instead of
+      // NCCL's watchdog tearing the process down. Both spellings: libtorch 1.x and 2.x.
+      setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+      setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = timeout;
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, opts);
+#endif
+    } else {
+#ifdef RETORT_HAVE_GLOO
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, opts);
+#endif
+    }
   } catch (const std::exception& e) {
     std::string msg = e.what();
     fail("data-parallel rendezvous at ", env.master_addr, ":", env.master_port, " failed on rank ", env.rank, " of ",
@@ -129,9 +198,10 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) {
 
 std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   if (values.empty()) return values;
-  std::vector<at::Tensor> t{torch::tensor(values, torch::kDouble)};
+  std::vector<at::Tensor> t{torch::tensor(values, torch::kDouble).to(impl_->device)};
   impl_->run("metrics all-reduce", impl_->pg->allreduce(t), env_.rank);
-  return std::vector<double>(t[0].data_ptr<double>(), t[0].data_ptr<double>() + t[0].numel());
+  const torch::Tensor sums = t[0].cpu();
+  return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
 }
 
 std::vector<std::string> DataParallel::gather_strings(const std::string& mine) {
@@ -153,7 +223,7 @@ std::vector<std::string> DataParallel::gather_strings(const std::string& mine) {
 }
 
 void DataParallel::barrier() {
-  std::vector<at::Tensor> t{torch::zeros({1})};
+  std::vector<at::Tensor> t{torch::zeros({1}, torch::TensorOptions().device(impl_->device))};
   impl_->run("barrier", impl_->pg->allreduce(t), env_.rank);
 }
 
@@ -279,13 +349,14 @@ void GradientReducer::finish() {
   const size_t n = s.params.size();
   std::vector<float> here(n);
   for (size_t k = 0; k < n; ++k) here[k] = s.params[k].grad().defined() ? 1.0f : 0.0f;
-  std::vector<at::Tensor> used{torch::tensor(here)};  // (n) ranks where the gradient is defined
+  std::vector<at::Tensor> used{torch::tensor(here).to(dp.device)};  // (n) ranks where the gradient is defined
   auto used_work = dp.pg->allreduce(used);
   for (auto& b : s.buckets) dp.run("gradient all-reduce", b.work, rank);
   dp.run("gradient all-reduce", used_work, rank);
 
   torch::NoGradGuard no_grad;
-  const float* used_by = used[0].data_ptr<float>();
+  const torch::Tensor used_cpu = used[0].cpu();
+  const float* used_by = used_cpu.data_ptr<float>();
   const double scale = 1.0 / static_cast<double>(s.dp->world_size());
   for (auto& b : s.buckets) {
     b.flat.mul_(scale);

@@ -167,8 +167,11 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
   if (reducer_ && last_micro && config_.allreduce_overlap) reducer_->arm();  // all-reduce during backward
   (loss / static_cast<double>(config_.gradient_accumulation_steps)).backward();
   if (++micro_ < config_.gradient_accumulation_steps) return false;
+  double allreduce_ms = 0;
   if (dp_) {
+    const auto t0 = std::chrono::steady_clock::now();
     reducer_->finish();
+    allreduce_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::vector<double> sums = {loss_sum_, static_cast<double>(tokens_)};  // terms: same keys on every rank
     for (const auto& [k, v] : term_sums_) sums.push_back(v);
     sums.push_back(interrupt_requested() ? 1.0 : 0.0);  // last: did any rank get a signal?
@@ -208,6 +211,7 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
   last_.lr = lr;
   last_.grad_norm = norm;
   last_.tokens_per_s = secs > 0 ? static_cast<double>(tokens_) / secs : 0;
+  last_.allreduce_ms = allreduce_ms;
   micro_ = 0;
   loss_sum_ = 0;
   tokens_ = 0;
@@ -244,6 +248,7 @@ void Trainer::log_step() {
   if (log_now) {
     nlohmann::json j = {{"step", last_.step}, {"loss", last_.loss}, {"lr", last_.lr},
                         {"grad_norm", last_.grad_norm}, {"tokens_per_s", last_.tokens_per_s}};
+    if (dp_) j["allreduce_ms"] = last_.allreduce_ms;
     for (const auto& [k, v] : last_.terms) j[k] = v;
     *metrics_ << j.dump() << "\n";
     metrics_->flush();

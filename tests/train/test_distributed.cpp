@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "retort/distributed.h"
+#include "retort/error.h"
 
 namespace retort {
 namespace {
@@ -162,6 +163,34 @@ TEST(GradientReducer, HooksGoAwayWithTheReducer) {
     ASSERT_EQ(out[r].error, "");
     const auto own = local_grads(r, 1);
     for (size_t k = 2; k < own.size(); ++k) EXPECT_TRUE(out[r].grads[k].equal(own[k])) << "rank " << r << " " << k;
+  }
+}
+
+TEST(DataParallelDevice, EachRankTakesTheGpuOfItsLocalRank) {
+  DistEnv env;
+  env.world_size = 4;
+  env.rank = 3;
+  env.local_rank = 1;
+  if (torch::cuda::is_available() && torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 GPUs or none";
+  EXPECT_EQ(rank_device(torch::Device("cuda"), env), torch::Device(torch::kCUDA, 1));
+  EXPECT_EQ(rank_device(torch::Device("cuda:0"), env), torch::Device(torch::kCUDA, 0));  // an explicit index is kept
+  EXPECT_EQ(rank_device(torch::Device("cpu"), env), torch::Device(torch::kCPU));
+  DistEnv one;  // not distributed: "cuda" stays the current GPU
+  EXPECT_EQ(rank_device(torch::Device("cuda"), one), torch::Device(torch::kCUDA));
+}
+
+TEST(DataParallelDevice, NoProcessGroupInOneProcessAndAClearErrorWithoutTheBackend) {
+  ASSERT_EQ(std::getenv("WORLD_SIZE"), nullptr);
+  EXPECT_EQ(data_parallel_from_environment(torch::kCPU), nullptr);
+  if (data_parallel_available(torch::kCUDA)) GTEST_SKIP() << "this build has NCCL";
+  DistEnv env;
+  env.world_size = 2;
+  env.master_port = 29549;
+  try {
+    DataParallel dp(env, std::chrono::milliseconds(1000), torch::Device(torch::kCUDA, 0));
+    FAIL() << "a process group without NCCL";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs NCCL"), std::string::npos) << e.what();
   }
 }
 
