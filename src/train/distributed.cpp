@@ -12,7 +12,7 @@
 #if defined(RETORT_HAVE_GLOO) || defined(RETORT_HAVE_NCCL)
 #define RETORT_HAVE_C10D 1
 #include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
@@ -283,6 +283,19 @@ struct GradientReducer::State {
     seen[index] = 1;
     if (--buckets[bucket_of[index]].pending == 0) start_complete_buckets();
   }
+
+  // Runs after a parameter's gradient accumulator has added this backward's gradient into .grad (the
+  // FunctionPostHook interface, the same in libtorch 1.x and 2.x).
+  struct Hook : torch::autograd::FunctionPostHook {
+    Hook(State* state, size_t index) : state(state), index(index) {}
+    torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                              const torch::autograd::variable_list&) override {
+      state->on_accumulated(index);
+      return outputs;
+    }
+    State* state;
+    size_t index;
+  };
 };
 
 GradientReducer::GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<torch::Tensor> params,
@@ -312,15 +325,10 @@ GradientReducer::GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<t
     bytes += p.numel() * static_cast<int64_t>(p.element_size());
     s_->bucket_of[k] = bs.size() - 1;
   }
-  State* state = s_.get();
   for (size_t k = 0; k < n; ++k) {
     auto acc = torch::autograd::impl::grad_accumulator(s_->params[k]);
     check(acc != nullptr, "GradientReducer: parameter ", k, " has no gradient accumulator");
-    s_->hook_keys.push_back(acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-        [state, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
-          state->on_accumulated(k);
-          return outputs;
-        })));
+    s_->hook_keys.push_back(acc->add_post_hook(std::make_unique<State::Hook>(s_.get(), k)));
     s_->accumulators.push_back(std::move(acc));
   }
   s_->reset();
