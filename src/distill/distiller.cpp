@@ -105,9 +105,14 @@ int64_t layer_of(const std::string& name) {
   return std::stoll(name.substr(prefix.size()));
 }
 
+// One run to its end (or a stop). `dp`: the process group (data parallel) or null; progressive stages
+// and their joint run share one, so the ranks rendezvous once.
+DistillResult run_one(const DistillJob& job, const std::shared_ptr<DataParallel>& dp);
+
 // MobileBERT's progressive stages, each its own run in run_dir/stage-<l> (finished stages are skipped, so
 // --resume continues where a stage stopped). Returns the last stage's student, or "" when stopped early.
-std::string run_progressive_stages(const DistillJob& job, DistillResult& result) {
+std::string run_progressive_stages(const DistillJob& job, const std::shared_ptr<DataParallel>& dp,
+                                   DistillResult& result) {
   const DistillConfig& cfg = job.config;
   const int64_t L = ModelConfig::load(job.student_dir).num_hidden_layers;
   std::string student = job.student_dir;
@@ -129,13 +134,15 @@ std::string run_progressive_stages(const DistillJob& job, DistillResult& result)
       return 0.0;  // later layers and the head: not in this stage's loss
     };
     const std::string final_dir = join_path(stage.run_dir, "final");
-    if (path_exists(join_path(final_dir, "config.json"))) {
+    bool finished = path_exists(join_path(final_dir, "config.json"));
+    if (dp) finished = dp->sum({dp->is_main() && finished ? 1.0 : 0.0})[0] > 0;  // rank 0 decides for all
+    if (finished) {
       student = final_dir;
       continue;
     }
     stage.resume = job.resume && !latest_checkpoint(stage.run_dir).empty();
     std::cerr << "progressive transfer: stage " << l + 1 << "/" << L << " (layer " << l << ")\n";
-    DistillResult r = run_distillation(stage);
+    DistillResult r = run_one(stage, dp);
     if (r.interrupted) {
       result = r;
       return "";
@@ -148,10 +155,12 @@ std::string run_progressive_stages(const DistillJob& job, DistillResult& result)
 }  // namespace
 
 DistillResult run_distillation(const DistillJob& job) {
+  const auto dp = data_parallel_from_environment(rank_device(parse_device(job.config.train.device),
+                                                             dist_env_from_environment()));
   if (job.config.progressive.steps_per_layer > 0) {
     check(!job.teacher_dir.empty(), "progressive transfer needs a teacher");
     DistillResult stopped;
-    const std::string student = run_progressive_stages(job, stopped);
+    const std::string student = run_progressive_stages(job, dp, stopped);
     if (student.empty()) return stopped;
     DistillJob joint = job;  // the joint stage: the configured alphas, no intermediate terms
     joint.student_dir = student;
@@ -159,8 +168,14 @@ DistillResult run_distillation(const DistillJob& job) {
     joint.config.intermediate.alpha_att = joint.config.intermediate.alpha_hidden = joint.config.intermediate.alpha_emb = 0;
     joint.resume = job.resume && !latest_checkpoint(job.run_dir).empty();
     std::cerr << "progressive transfer done: joint distillation\n";
-    return run_distillation(joint);
+    return run_one(joint, dp);
   }
+  return run_one(job, dp);
+}
+
+namespace {
+
+DistillResult run_one(const DistillJob& job, const std::shared_ptr<DataParallel>& dp) {
   const DistillConfig& cfg = job.config;
   const bool distill = !job.teacher_dir.empty();
   DistillLossWeights w = cfg.loss;
@@ -191,7 +206,6 @@ DistillResult run_distillation(const DistillJob& job) {
       cfg.train.max_steps > 0 ? cfg.train.max_steps
                               : (cfg.train.n_epoch * per_epoch) / (cfg.train.gradient_accumulation_steps * ranks);
 
-  const std::shared_ptr<DataParallel> dp = data_parallel_from_environment(device);
   fs::create_directories(job.run_dir);
   std::string resume_from;
   if (job.resume) {
@@ -297,11 +311,14 @@ DistillResult run_distillation(const DistillJob& job) {
       save_model(*student, result.final_dir);
       tok.save(result.final_dir);
     }
+    if (dp) dp->barrier();  // nobody goes on (the next stage loads final/) before rank 0 has written it
   }
   result.steps = trainer.step();
   result.last = trainer.last();
   return result;
 }
+
+}  // namespace
 
 MlmEvaluation evaluate_mlm(const std::string& model_dir, const std::string& corpus_dir, uint64_t seed,
                            size_t batch_size, size_t max_sequences, const std::string& device_name) {

@@ -12,6 +12,7 @@
 #include "cli_test_util.h"
 #include "retort/checkpoint.h"
 #include "retort/distributed.h"
+#include "retort/safetensors.h"
 #include "retort/train.h"
 #include "tiny_model.h"
 
@@ -63,9 +64,10 @@ class Launch : public ::testing::Test {
                                 q((root_ / "corpus").string()) + " --max-seq-len 64");
     ASSERT_EQ(prep.code, 0) << prep.err;
   }
-  std::string distill(const std::string& out, int64_t steps, const std::string& extra = "") const {
+  std::string distill(const std::string& out, int64_t steps, const std::string& extra = "",
+                      const std::string& student = "student") const {
     return "distill --corpus " + q((root_ / "corpus").string()) + " --teacher " + q((root_ / "teacher").string()) +
-           " --student " + q((root_ / "student").string()) + " --out " + q((root_ / out).string()) +
+           " --student " + q((root_ / student).string()) + " --out " + q((root_ / out).string()) +
            " --batch-size 4 --gradient-accumulation-steps 2 --max-steps " + std::to_string(steps) +
            " --checkpoint-interval 0 --log-interval 1 --learning-rate 1e-3 --threads 1 " + extra;
   }
@@ -132,6 +134,36 @@ TEST_F(Launch, TwoProcessDistillationResumesExactly) {
   EXPECT_EQ(worst, 0.0) << "stop + resume must end where the uninterrupted run ends";
 }
 
+// MobileBERT's progressive transfer, data parallel: the stages and the joint run share one process group
+// (one rendezvous), every rank waits for rank 0's stage result before loading it, frozen layers stay
+// frozen (they take no part in the gradient all-reduce), and the run ends with a MobileBERT student.
+TEST_F(Launch, TwoProcessProgressiveTransferRunsEveryStage) {
+  prepare_distillation();
+  ::setenv("RETORT_DIST_TIMEOUT", "60", 1);  // a rank left waiting fails within a minute, not 30
+  struct Unset {
+    ~Unset() { ::unsetenv("RETORT_DIST_TIMEOUT"); }
+  } unset;
+  const Result init = run_cli("init-student " + q((root_ / "teacher").string()) + " --out " +
+                              q((root_ / "mobile").string()) + " --format mobilebert --random-init --n-layers 2 " +
+                              "--embedding-size 8 --bottleneck-size 16 --ffns 2");
+  ASSERT_EQ(init.code, 0) << init.err;
+  const Result run = run_cli("launch --nproc 2 --master-port 29531 -- " + std::string(RETORT_CLI_PATH) + " " +
+                             distill("prog", 2, "--alpha-att 1 --alpha-hidden 1 --alpha-emb 1 --attention-loss kl "
+                                     "--projection none --alpha-cos 0 --progressive-steps-per-layer 2", "mobile"));
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(load_model((root_ / "prog/final").string())->config.model_type, ModelType::MobileBert);
+  SafetensorsFile s0((root_ / "prog/stage-0/final/model.safetensors").string()),
+      s1((root_ / "prog/stage-1/final/model.safetensors").string()),
+      fin((root_ / "prog/final/model.safetensors").string());
+  const std::string l0 = "mobilebert.encoder.layer.0.attention.self.query.weight";
+  const std::string l1 = "mobilebert.encoder.layer.1.attention.self.query.weight";
+  EXPECT_TRUE(torch::equal(s0.tensor(l0), s1.tensor(l0))) << "layer 0 is frozen in stage 1";
+  EXPECT_FALSE(torch::equal(s0.tensor(l1), s1.tensor(l1))) << "stage 1 trains layer 1";
+  EXPECT_FALSE(torch::equal(s1.tensor(l0), fin.tensor(l0))) << "the joint stage trains everything";
+  const std::string metrics = read_file((root_ / "prog/stage-1/metrics.jsonl").string());
+  EXPECT_NE(metrics.find("\"allreduce_ms\""), std::string::npos);
+}
+
 // SIGTERM reaching one rank only (not `launch`): the ranks agree through the step's all-reduce and all
 // stop after the same step, rank 0 saving the checkpoint, instead of the others waiting for the timeout.
 TEST_F(Launch, ASignalToOneRankStopsEveryRankAtTheSameStep) {
@@ -194,6 +226,18 @@ TEST_F(Launch, AFailingRankStopsTheLaunch) {
   // Each rank prints its own error; launch's line comes last.
   EXPECT_NE(r.err.find("retort: error: launch: rank "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(" exited with status 1; the other ranks were stopped\n"), std::string::npos) << r.err;
+}
+
+TEST_F(Launch, RanksThatIgnoreSigtermAreKilledAfterTheGracePeriod) {
+  // Rank 1 fails at once; rank 0 cannot act on SIGTERM (as when blocked in a rendezvous waiting for
+  // rank 1): launch must SIGKILL it after --grace-seconds and report rank 1, not wait for it.
+  const auto t0 = std::chrono::steady_clock::now();
+  const Result r = run_cli("launch --nproc 2 --master-port 29533 --grace-seconds 1 -- sh -c "
+                           "'if [ \"$RANK\" = 1 ]; then exit 3; fi; trap \"\" TERM; exec sleep 60'");
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("launch: rank 1 exited with status 3"), std::string::npos) << r.err;
+  EXPECT_LT(secs, 20) << "rank 0 must be killed after the 1 s grace period, not waited for";
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // retort launch: N local processes of one command with torchrun's environment (RANK, WORLD_SIZE,
 // LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT). When one exits with an error the others are
-// stopped and launch fails with its status; for several machines, set the variables on each yourself.
+// stopped (SIGTERM, then SIGKILL after a grace period, as torchrun does: a rank blocked in a rendezvous
+// or collective cannot act on SIGTERM) and launch fails with its status.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -20,6 +22,7 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
     int node_rank = 0, nnodes = 1;
     std::string master_addr = "127.0.0.1";
     int master_port = 29500;
+    double grace_seconds = 30;
     std::vector<std::string> command;
   };
   auto a = std::make_shared<Args>();
@@ -29,6 +32,9 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
   cmd->add_option("--node-rank", a->node_rank, "This machine's index among them")->capture_default_str();
   cmd->add_option("--master-addr", a->master_addr, "Address of rank 0's machine")->capture_default_str();
   cmd->add_option("--master-port", a->master_port, "Port for the rendezvous")->capture_default_str();
+  cmd->add_option("--grace-seconds", a->grace_seconds,
+                  "After a rank fails: how long the others get to stop on SIGTERM before SIGKILL")
+      ->capture_default_str();
   cmd->add_option("command", a->command, "The command, after --: e.g. -- build/retort distill ...")->required();
   cmd->callback([&run, &g, a] {
     run = [&g, a] {
@@ -62,20 +68,36 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
         pids.push_back(pid);
       }
       int failed_rank = -1, failed_status = 0, running = static_cast<int>(pids.size());
+      std::vector<bool> exited(pids.size(), false);
+      std::chrono::steady_clock::time_point kill_at{};  // set when a rank failed
+      bool killed = false;
       while (running > 0) {
         int status = 0;
-        const pid_t pid = ::waitpid(-1, &status, 0);
+        const pid_t pid = ::waitpid(-1, &status, failed_rank < 0 ? 0 : WNOHANG);
         if (pid < 0) break;
+        if (pid == 0) {  // the others are stopping: past the grace period, SIGKILL them
+          if (!killed && std::chrono::steady_clock::now() >= kill_at) {
+            for (size_t i = 0; i < pids.size(); ++i) {
+              if (!exited[i]) ::kill(pids[i], SIGKILL);
+            }
+            killed = true;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          continue;
+        }
         --running;
+        size_t index = 0;
+        while (index < pids.size() && pids[index] != pid) ++index;
+        if (index < pids.size()) exited[index] = true;
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (!ok && failed_rank < 0) {
-          for (size_t i = 0; i < pids.size(); ++i) {
-            if (pids[i] == pid) failed_rank = a->node_rank * a->nproc + static_cast<int>(i);
-          }
+          failed_rank = a->node_rank * a->nproc + static_cast<int>(index);
           failed_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-          for (pid_t other : pids) {
-            if (other != pid) ::kill(other, SIGTERM);
+          for (size_t i = 0; i < pids.size(); ++i) {
+            if (!exited[i]) ::kill(pids[i], SIGTERM);
           }
+          kill_at = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(a->grace_seconds * 1000));
         }
       }
       check(failed_rank < 0, "launch: rank ", failed_rank, " exited with status ", failed_status,
