@@ -231,7 +231,6 @@ struct GradientReducer::State {
   struct Bucket {
     std::vector<size_t> members;  // indices into params, in the order they are flattened
     int64_t pending = 0;          // members whose gradient this backward has not accumulated yet
-    bool started = false;
     torch::Tensor flat;           // (sum of the members' numels) their gradients, being summed over the ranks
     c10::intrusive_ptr<c10d::Work> work;
   };
@@ -251,7 +250,6 @@ struct GradientReducer::State {
   void reset() {
     for (auto& b : buckets) {
       b.pending = static_cast<int64_t>(b.members.size());
-      b.started = false;
       b.flat = torch::Tensor();
       b.work.reset();
     }
@@ -270,7 +268,6 @@ struct GradientReducer::State {
     b.flat = torch::cat(views);
     std::vector<at::Tensor> one{b.flat};
     b.work = dp->impl_->pg->allreduce(one);
-    b.started = true;
   }
 
   void start_complete_buckets() {  // under mutex
@@ -306,6 +303,7 @@ GradientReducer::GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<t
   s_->dp = std::move(dp);
   s_->params = std::move(params);
   const size_t n = s_->params.size();
+  check(n > 0, "GradientReducer: no trainable parameters");
   s_->bucket_of.assign(n, 0);
   s_->seen.assign(n, 0);
   // Buckets in reverse parameter order, one dtype and device each.
