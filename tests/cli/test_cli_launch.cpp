@@ -134,6 +134,41 @@ TEST_F(Launch, TwoProcessDistillationResumesExactly) {
   EXPECT_EQ(worst, 0.0) << "stop + resume must end where the uninterrupted run ends";
 }
 
+// Two "machines" (two launches with --nnodes 2, one process each, on loopback) train exactly as one
+// launch of two processes: the ranks, the rendezvous and each rank's data come out the same.
+TEST_F(Launch, TwoNodesOfOneProcessMatchOneNodeOfTwo) {
+  prepare_distillation();
+  // launch shares the cores by processes per node (2 BLAS threads each with --nproc 1, 1 with --nproc 2),
+  // which changes float rounding; one thread everywhere makes the runs comparable bit for bit.
+  ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  struct Unset {
+    ~Unset() {
+      ::unsetenv("OPENBLAS_NUM_THREADS");
+      ::unsetenv("OMP_NUM_THREADS");
+    }
+  } unset;
+  const std::string retort = std::string(RETORT_CLI_PATH);
+  const Result local = run_cli("launch --nproc 2 --master-port 29535 -- " + retort + " " + distill("nodes-1", 3));
+  ASSERT_EQ(local.code, 0) << local.err;
+  const fs::path script = root_ / "nodes.sh";
+  {
+    std::ofstream out(script);
+    for (int node : {1, 0}) {
+      out << retort << " launch --nproc 1 --nnodes 2 --node-rank " << node << " --master-port 29537 -- " << retort
+          << " " << distill("nodes-2", 3) << (node == 1 ? " > /dev/null 2>&1 &\nother=$!\n" : "\n");
+    }
+    out << "status=$?\nwait $other || exit 1\nexit $status\n";
+  }
+  const Result two = run_program("bash", q(script.string()));
+  ASSERT_EQ(two.code, 0) << two.err;
+  SafetensorsFile a((root_ / "nodes-1/final/model.safetensors").string()),
+      b((root_ / "nodes-2/final/model.safetensors").string());
+  double worst = 0;
+  for (const auto& name : a.names()) worst = std::max(worst, (a.tensor(name) - b.tensor(name)).abs().max().item<double>());
+  EXPECT_EQ(worst, 0.0);
+}
+
 // MobileBERT's progressive transfer, data parallel: the stages and the joint run share one process group
 // (one rendezvous), every rank waits for rank 0's stage result before loading it, frozen layers stay
 // frozen (they take no part in the gradient all-reduce), and the run ends with a MobileBERT student.
