@@ -87,8 +87,12 @@ class GradientReducer {
  public:
   // `params`: the trainable parameters (requires_grad leaves). Buckets hold one dtype and device each and
   // close at bucket_bytes; the first (the last layers) at first_bucket_bytes, so communication starts early.
+  // `wire`: the dtype gradients travel in. Narrower than a bucket's (bf16 or fp16 for fp32 gradients), each
+  // rank divides by the world size, casts, and the sum is cast back: half the bytes, at that dtype's
+  // rounding (PyTorch DDP's bf16/fp16 compression hooks). The same dtype: exact sums.
   GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<torch::Tensor> params,
-                  int64_t bucket_bytes = 25 << 20, int64_t first_bucket_bytes = 1 << 20);
+                  int64_t bucket_bytes = 25 << 20, int64_t first_bucket_bytes = 1 << 20,
+                  torch::ScalarType wire = torch::kFloat);
   ~GradientReducer();  // removes its hooks
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;

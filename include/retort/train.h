@@ -44,6 +44,8 @@ struct TrainConfig {
   // they start during backward, as each bucket's gradients are complete, or only after it.
   int64_t allreduce_bucket_mb = 25;
   bool allreduce_overlap = true;
+  // The dtype gradients travel in: fp32 (exact), or bf16 / fp16 (half the bytes, at their rounding).
+  std::string allreduce_dtype = "fp32";
 
   static TrainConfig from_json(const nlohmann::json& j);  // unknown keys ignored (they belong to others)
   nlohmann::json to_json() const;

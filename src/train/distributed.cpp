@@ -113,7 +113,8 @@ std::vector<double> DataParallel::sum(const std::vector<double>& v) { return v; 
 std::vector<std::string> DataParallel::gather_strings(const std::string& mine) { return {mine}; }
 void DataParallel::barrier() {}
 struct GradientReducer::State {};
-GradientReducer::GradientReducer(std::shared_ptr<DataParallel>, std::vector<torch::Tensor>, int64_t, int64_t) {
+GradientReducer::GradientReducer(std::shared_ptr<DataParallel>, std::vector<torch::Tensor>, int64_t, int64_t,
+                                 torch::ScalarType) {
   check_backend(torch::kCPU);
 }
 GradientReducer::~GradientReducer() = default;
@@ -237,6 +238,7 @@ struct GradientReducer::State {
 
   std::shared_ptr<DataParallel> dp;
   std::vector<torch::Tensor> params;
+  torch::ScalarType wire = torch::kFloat;  // dtype on the wire (see the constructor)
   std::vector<Bucket> buckets;
   std::vector<size_t> bucket_of;  // param index -> bucket index
   std::vector<char> seen;         // param index -> its hook fired in this backward
@@ -266,6 +268,9 @@ struct GradientReducer::State {
       views.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({p.numel()}, p.options()));
     }
     b.flat = torch::cat(views);
+    if (b.flat.scalar_type() != wire) {  // compressed: each rank sends its share of the mean
+      b.flat = b.flat.div(static_cast<double>(dp->world_size())).to(wire);
+    }
     std::vector<at::Tensor> one{b.flat};
     b.work = dp->impl_->pg->allreduce(one);
   }
@@ -296,12 +301,19 @@ struct GradientReducer::State {
 };
 
 GradientReducer::GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<torch::Tensor> params,
-                                 int64_t bucket_bytes, int64_t first_bucket_bytes)
+                                 int64_t bucket_bytes, int64_t first_bucket_bytes, torch::ScalarType wire)
     : s_(std::make_unique<State>()) {
   check(dp != nullptr, "GradientReducer needs a process group");
   check(bucket_bytes > 0 && first_bucket_bytes > 0, "gradient bucket sizes must be positive");
+  check(wire == torch::kFloat || wire == torch::kBFloat16 || wire == torch::kHalf,
+        "gradient all-reduce dtype must be fp32, bf16 or fp16");
+#if TORCH_VERSION_MAJOR < 2
+  check(wire != torch::kBFloat16 || !dp->device().is_cpu(),
+        "gradient all-reduce in bf16: this libtorch's Gloo cannot sum bf16 (libtorch 2 can); use fp16");
+#endif
   s_->dp = std::move(dp);
   s_->params = std::move(params);
+  s_->wire = wire;
   const size_t n = s_->params.size();
   check(n > 0, "GradientReducer: no trainable parameters");
   s_->bucket_of.assign(n, 0);
@@ -365,7 +377,9 @@ void GradientReducer::finish() {
   const float* used_by = used_cpu.data_ptr<float>();
   const double scale = 1.0 / static_cast<double>(s.dp->world_size());
   for (auto& b : s.buckets) {
-    b.flat.mul_(scale);
+    const auto dtype = s.params[b.members.front()].scalar_type();
+    if (b.flat.scalar_type() == dtype) b.flat.mul_(scale);
+    else b.flat = b.flat.to(dtype);  // compressed: already the mean
     int64_t offset = 0;
     for (size_t k : b.members) {
       torch::Tensor& p = s.params[k];

@@ -64,6 +64,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   get_if(j, "device", c.device);
   get_if(j, "allreduce_bucket_mb", c.allreduce_bucket_mb);
   get_if(j, "allreduce_overlap", c.allreduce_overlap);
+  get_if(j, "allreduce_dtype", c.allreduce_dtype);
   check(c.learning_rate > 0, "training config: learning_rate must be positive");
   check(c.gradient_accumulation_steps > 0, "training config: gradient_accumulation_steps must be positive");
   check(c.batch_size > 0, "training config: batch_size must be positive");
@@ -71,6 +72,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   check(c.n_epoch > 0 || c.max_steps > 0, "training config: n_epoch or max_steps must be positive");
   check(c.log_interval > 0, "training config: log_interval must be positive");
   check(c.allreduce_bucket_mb > 0, "training config: allreduce_bucket_mb must be positive");
+  check(c.allreduce_dtype == "fp32" || c.allreduce_dtype == "bf16" || c.allreduce_dtype == "fp16",
+        "training config: allreduce_dtype must be fp32, bf16 or fp16, got '", c.allreduce_dtype, "'");
   return c;
 }
 
@@ -81,7 +84,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"batch_size", batch_size}, {"n_epoch", n_epoch}, {"max_steps", max_steps},
           {"log_interval", log_interval}, {"checkpoint_interval", checkpoint_interval}, {"seed", seed},
           {"bf16", bf16}, {"device", device}, {"allreduce_bucket_mb", allreduce_bucket_mb},
-          {"allreduce_overlap", allreduce_overlap}};
+          {"allreduce_overlap", allreduce_overlap}, {"allreduce_dtype", allreduce_dtype}};
 }
 
 double linear_warmup_lr(double peak, int64_t step, int64_t warmup, int64_t total) {
@@ -234,7 +237,10 @@ void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
   for (const auto& p : params_) {
     if (p.requires_grad()) trainable.push_back(p);
   }
-  reducer_ = std::make_unique<GradientReducer>(dp_, trainable, config_.allreduce_bucket_mb << 20);
+  const torch::ScalarType wire = config_.allreduce_dtype == "bf16"   ? torch::kBFloat16
+                                 : config_.allreduce_dtype == "fp16" ? torch::kHalf
+                                                                     : torch::kFloat;
+  reducer_ = std::make_unique<GradientReducer>(dp_, trainable, config_.allreduce_bucket_mb << 20, 1 << 20, wire);
   if (!dp_->is_main()) metrics_.reset();
 }
 

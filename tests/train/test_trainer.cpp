@@ -216,6 +216,10 @@ TEST(Trainer, LearningRateFactorsScaleAndFreeze) {
 TEST(Trainer, BadConfigAndBadCheckpoint) {
   EXPECT_THROW(TrainConfig::from_json({{"learning_rate", -1}}), Error);
   EXPECT_THROW(TrainConfig::from_json({{"batch_size", "x"}}), Error);
+  EXPECT_THROW(TrainConfig::from_json({{"allreduce_dtype", "int8"}}), Error);
+  EXPECT_THROW(TrainConfig::from_json({{"allreduce_bucket_mb", 0}}), Error);
+  EXPECT_EQ(TrainConfig::from_json(TrainConfig::from_json({{"allreduce_dtype", "fp16"}}).to_json()).allreduce_dtype,
+            "fp16");
   EXPECT_THROW(Trainer(tiny_model(5), small_config(), 0, fresh_dir("zero")), Error);
   Trainer t(tiny_model(5), small_config(), 4, fresh_dir("badckpt"));
   EXPECT_THROW(t.restore("/nonexistent/checkpoint-1"), Error);

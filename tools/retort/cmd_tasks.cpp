@@ -29,6 +29,7 @@ struct FinetuneFlags {
   nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
   std::string truncation;
   bool bf16 = false, no_overlap = false;
+  std::string allreduce_dtype;
   CLI::Option* bf16_opt = nullptr;
 };
 
@@ -58,6 +59,8 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for training and evaluation");
   cmd->add_flag("--no-allreduce-overlap", f.no_overlap,
                 "Data parallel: all-reduce the gradients after backward instead of during it");
+  cmd->add_option("--allreduce-dtype", f.allreduce_dtype,
+                  "Data parallel: gradients travel as fp32 (exact), bf16 or fp16 (half the bytes)");
 }
 
 nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
@@ -68,6 +71,7 @@ nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
   if (!f.truncation.empty()) j["truncation"] = f.truncation;
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
   if (f.no_overlap) j["allreduce_overlap"] = false;
+  if (!f.allreduce_dtype.empty()) j["allreduce_dtype"] = f.allreduce_dtype;
   j["device"] = g.device;
   j["data"] = f.data;
   j["out"] = f.out;

@@ -25,6 +25,7 @@ struct TrainFlags {
   std::map<std::string, int64_t> integers;
   nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
   bool bf16 = false, teacher_bf16 = false, resume = false, no_overlap = false;
+  std::string allreduce_dtype;
   int64_t stop_at_step = 0;
   CLI::Option* bf16_opt = nullptr;
   CLI::Option* teacher_bf16_opt = nullptr;
@@ -52,6 +53,8 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for the student");
   cmd->add_flag("--no-allreduce-overlap", f.no_overlap,
                 "Data parallel: all-reduce the gradients after backward instead of during it");
+  cmd->add_option("--allreduce-dtype", f.allreduce_dtype,
+                  "Data parallel: gradients travel as fp32 (exact), bf16 or fp16 (half the bytes)");
   cmd->add_flag("--resume", f.resume, "Continue from the run directory's latest checkpoint");
   cmd->add_option("--stop-at-step", f.stop_at_step, "Save a checkpoint and stop after this step (resume later)");
 }
@@ -64,6 +67,7 @@ DistillConfig resolve_config(const TrainFlags& f, const GlobalOptions& g) {
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
   if (f.teacher_bf16_opt && f.teacher_bf16_opt->count()) j["teacher_bf16"] = f.teacher_bf16;
   if (f.no_overlap) j["allreduce_overlap"] = false;
+  if (!f.allreduce_dtype.empty()) j["allreduce_dtype"] = f.allreduce_dtype;
   j["device"] = g.device;
   return DistillConfig::from_json(j);
 }
