@@ -122,6 +122,7 @@ class Trainer {
 
  private:
   void log_step();
+  void make_reducer();  // data parallel: the GradientReducer over the trainable parameters
 
   Model model_;
   std::shared_ptr<torch::nn::Module> extra_;

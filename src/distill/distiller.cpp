@@ -105,6 +105,12 @@ int64_t layer_of(const std::string& name) {
   return std::stoll(name.substr(prefix.size()));
 }
 
+// Rank 0's answer on every rank (data parallel; a collective): decisions that read the run directory must
+// not differ between ranks, whatever each machine's view of it.
+bool as_rank0_says(const std::shared_ptr<DataParallel>& dp, bool mine) {
+  return dp ? dp->sum({dp->is_main() && mine ? 1.0 : 0.0})[0] > 0 : mine;
+}
+
 // One run to its end (or a stop). `dp`: the process group (data parallel) or null; progressive stages
 // and their joint run share one, so the ranks rendezvous once.
 DistillResult run_one(const DistillJob& job, const std::shared_ptr<DataParallel>& dp);
@@ -134,13 +140,11 @@ std::string run_progressive_stages(const DistillJob& job, const std::shared_ptr<
       return 0.0;  // later layers and the head: not in this stage's loss
     };
     const std::string final_dir = join_path(stage.run_dir, "final");
-    bool finished = path_exists(join_path(final_dir, "config.json"));
-    if (dp) finished = dp->sum({dp->is_main() && finished ? 1.0 : 0.0})[0] > 0;  // rank 0 decides for all
-    if (finished) {
+    if (as_rank0_says(dp, path_exists(join_path(final_dir, "config.json")))) {
       student = final_dir;
       continue;
     }
-    stage.resume = job.resume && !latest_checkpoint(stage.run_dir).empty();
+    stage.resume = job.resume && as_rank0_says(dp, !latest_checkpoint(stage.run_dir).empty());
     std::cerr << "progressive transfer: stage " << l + 1 << "/" << L << " (layer " << l << ")\n";
     DistillResult r = run_one(stage, dp);
     if (r.interrupted) {
@@ -166,7 +170,7 @@ DistillResult run_distillation(const DistillJob& job) {
     joint.student_dir = student;
     joint.config.progressive.steps_per_layer = 0;
     joint.config.intermediate.alpha_att = joint.config.intermediate.alpha_hidden = joint.config.intermediate.alpha_emb = 0;
-    joint.resume = job.resume && !latest_checkpoint(job.run_dir).empty();
+    joint.resume = job.resume && as_rank0_says(dp, !latest_checkpoint(job.run_dir).empty());
     std::cerr << "progressive transfer done: joint distillation\n";
     return run_one(joint, dp);
   }
@@ -297,8 +301,10 @@ DistillResult run_one(const DistillJob& job, const std::shared_ptr<DataParallel>
     const bool stop_here = job.stop_at_step > 0 && trainer.step() >= job.stop_at_step && !trainer.done();
     if (trainer.stop_requested() || stop_here) {
       if (!trainer.checkpoint_due()) last_saved = trainer.save_checkpoint(caller_state());
-      std::cerr << "\nstopped at step " << trainer.step() << ": checkpoint saved in " << last_saved
-                << " (continue with --resume)\n";
+      if (trainer.is_main()) {  // rank 0 wrote it
+        std::cerr << "\nstopped at step " << trainer.step() << ": checkpoint saved in " << last_saved
+                  << " (continue with --resume)\n";
+      }
       result.interrupted = true;
       break;
     }

@@ -21,6 +21,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef RETORT_HAVE_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -71,7 +72,11 @@ bool data_parallel_available(torch::DeviceType type) {
 }
 
 torch::Device rank_device(const torch::Device& requested, const DistEnv& env) {
-  if (!requested.is_cuda() || requested.has_index() || !env.distributed()) return requested;
+  if (!requested.is_cuda() || !env.distributed()) return requested;
+  check(!requested.has_index() || env.local_world_size == 1 || requested.index() == env.local_rank,
+        "data parallel with ", env.local_world_size, " processes on this machine: give --device cuda (each process ",
+        "takes cuda:LOCAL_RANK), not ", requested.str(), " for all of them");
+  if (requested.has_index()) return requested;
   if (torch::cuda::is_available()) {
     const auto count = static_cast<int64_t>(torch::cuda::device_count());
     check(env.local_rank < count, "data parallel on cuda: LOCAL_RANK=", env.local_rank, " but only ", count,
@@ -166,6 +171,9 @@ DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout
       // NCCL's watchdog tearing the process down. Both spellings: libtorch 1.x and 2.x.
       setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
       setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      // This rank's GPU becomes the current one (NCCL's communicators and stray allocations go there,
+      // not to GPU 0).
+      if (device.has_index()) c10::cuda::set_device(device.index());
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = timeout;
       impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, opts);
@@ -246,8 +254,32 @@ struct GradientReducer::State {
   std::vector<uintptr_t> hook_keys;
   size_t next = 0;  // the next bucket to start: buckets start in order, the same collectives on every rank
   bool armed = false;
+  int64_t bucket_bytes = 0, first_bucket_bytes = 0;
+  bool rebuilt = false;         // buckets re-made in the order the first overlapped backward produced
+  std::vector<size_t> arrival;  // param indices in the order their hooks fired (first armed backward)
   int64_t started_in_backward = 0;
   std::mutex mutex;
+
+  // Buckets over the parameters in `order` (first bucket first), one dtype and device each, closed at
+  // first_bucket_bytes for the first and bucket_bytes after.
+  void assign_buckets(const std::vector<size_t>& order) {
+    buckets.clear();
+    int64_t bytes = 0;
+    for (size_t k : order) {
+      const torch::Tensor& p = params[k];
+      const int64_t cap = buckets.size() <= 1 ? first_bucket_bytes : bucket_bytes;
+      const bool fits = !buckets.empty() && bytes < cap &&
+                        params[buckets.back().members.front()].scalar_type() == p.scalar_type() &&
+                        params[buckets.back().members.front()].device() == p.device();
+      if (!fits) {
+        buckets.emplace_back();
+        bytes = 0;
+      }
+      buckets.back().members.push_back(k);
+      bytes += p.numel() * static_cast<int64_t>(p.element_size());
+      bucket_of[k] = buckets.size() - 1;
+    }
+  }
 
   void reset() {
     for (auto& b : buckets) {
@@ -281,8 +313,13 @@ struct GradientReducer::State {
 
   void on_accumulated(size_t index) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!armed || seen[index]) return;
+    if (!armed) return;
+    // A second accumulation in one backward (reentrant backward, e.g. activation checkpointing) would come
+    // after its bucket was sent with part of the gradient.
+    check(!seen[index], "data parallel: parameter ", index, "'s gradient was accumulated twice in one backward; ",
+          "train with allreduce_overlap off (--no-allreduce-overlap)");
     seen[index] = 1;
+    if (!rebuilt) arrival.push_back(index);
     if (--buckets[bucket_of[index]].pending == 0) start_complete_buckets();
   }
 
@@ -318,23 +355,17 @@ GradientReducer::GradientReducer(std::shared_ptr<DataParallel> dp, std::vector<t
   check(n > 0, "GradientReducer: no trainable parameters");
   s_->bucket_of.assign(n, 0);
   s_->seen.assign(n, 0);
-  // Buckets in reverse parameter order, one dtype and device each.
-  int64_t bytes = 0;
-  for (size_t k = n; k-- > 0;) {
-    const torch::Tensor& p = s_->params[k];
-    check(p.requires_grad() && p.is_leaf(), "GradientReducer: parameter ", k, " is not a trainable leaf tensor");
-    auto& bs = s_->buckets;
-    const int64_t cap = bs.size() <= 1 ? first_bucket_bytes : bucket_bytes;
-    const bool fits = !bs.empty() && bytes < cap && s_->params[bs.back().members.front()].scalar_type() ==
-                      p.scalar_type() && s_->params[bs.back().members.front()].device() == p.device();
-    if (!fits) {
-      bs.emplace_back();
-      bytes = 0;
-    }
-    bs.back().members.push_back(k);
-    bytes += p.numel() * static_cast<int64_t>(p.element_size());
-    s_->bucket_of[k] = bs.size() - 1;
+  for (size_t k = 0; k < n; ++k) {
+    check(s_->params[k].requires_grad() && s_->params[k].is_leaf(), "GradientReducer: parameter ", k,
+          " is not a trainable leaf tensor");
   }
+  // Reverse parameter order to start with (backward produces the last layers' gradients first); after
+  // the first overlapped backward, the order the gradients actually came in.
+  s_->bucket_bytes = bucket_bytes;
+  s_->first_bucket_bytes = first_bucket_bytes;
+  std::vector<size_t> order(n);
+  for (size_t k = 0; k < n; ++k) order[k] = n - 1 - k;
+  s_->assign_buckets(order);
   for (size_t k = 0; k < n; ++k) {
     auto acc = torch::autograd::impl::grad_accumulator(s_->params[k]);
     check(acc != nullptr, "GradientReducer: parameter ", k, " has no gradient accumulator");
@@ -360,6 +391,7 @@ void GradientReducer::finish() {
   State& s = *s_;
   DataParallel::Impl& dp = *s.dp->impl_;
   const int rank = s.dp->rank();
+  const bool was_armed = s.armed;
   s.armed = false;
   s.started_in_backward = static_cast<int64_t>(s.next);
   for (; s.next < s.buckets.size(); ++s.next) s.start(s.buckets[s.next]);
@@ -388,6 +420,31 @@ void GradientReducer::finish() {
       if (p.grad().defined()) p.mutable_grad().copy_(avg);
       else if (used_by[k] > 0) p.mutable_grad() = avg.clone();
     }
+  }
+  if (was_armed && !s.rebuilt) {
+    // Rebuild the buckets in the order this backward produced the gradients (those it did not produce
+    // last), as DDP does after its first iteration: a parameter without a gradient no longer holds back
+    // the buckets after it. Rank 0's order for every rank (the same collectives in the same order).
+    std::vector<char> arrived(n, 0);
+    std::vector<int64_t> order;
+    for (size_t k : s.arrival) {
+      order.push_back(static_cast<int64_t>(k));
+      arrived[k] = 1;
+    }
+    for (size_t k = n; k-- > 0;) {
+      if (!arrived[k]) order.push_back(static_cast<int64_t>(k));
+    }
+    std::vector<at::Tensor> sent{torch::tensor(order, torch::kLong).to(dp.device)};  // (n) param indices
+    c10d::BroadcastOptions o;
+    o.rootRank = 0;
+    dp.run("bucket order broadcast", dp.pg->broadcast(sent, o), rank);
+    const torch::Tensor got = sent[0].cpu();
+    const int64_t* at = got.data_ptr<int64_t>();
+    std::vector<size_t> rank0_order(n);
+    for (size_t i = 0; i < n; ++i) rank0_order[i] = static_cast<size_t>(at[i]);
+    s.assign_buckets(rank0_order);
+    s.rebuilt = true;
+    s.arrival.clear();
   }
   s.reset();
 }

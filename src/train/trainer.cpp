@@ -167,6 +167,7 @@ bool Trainer::accumulate(const torch::Tensor& loss, const std::map<std::string, 
   loss_sum_ += lv;
   tokens_ += tokens;
   const bool last_micro = micro_ + 1 == config_.gradient_accumulation_steps;
+  if (dp_ && !reducer_) make_reducer();  // here, not in set_data_parallel: after any restore()
   if (reducer_ && last_micro && config_.allreduce_overlap) reducer_->arm();  // all-reduce during backward
   (loss / static_cast<double>(config_.gradient_accumulation_steps)).backward();
   if (++micro_ < config_.gradient_accumulation_steps) return false;
@@ -233,6 +234,10 @@ void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
   reducer_.reset();
   if (!dp_) return;
   dp_->broadcast(params_);
+  if (!dp_->is_main()) metrics_.reset();
+}
+
+void Trainer::make_reducer() {
   std::vector<torch::Tensor> trainable;
   for (const auto& p : params_) {
     if (p.requires_grad()) trainable.push_back(p);
@@ -241,7 +246,6 @@ void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
                                  : config_.allreduce_dtype == "fp16" ? torch::kHalf
                                                                      : torch::kFloat;
   reducer_ = std::make_unique<GradientReducer>(dp_, trainable, config_.allreduce_bucket_mb << 20, 1 << 20, wire);
-  if (!dp_->is_main()) metrics_.reset();
 }
 
 bool Trainer::is_main() const { return !dp_ || dp_->is_main(); }
@@ -328,13 +332,15 @@ nlohmann::json Trainer::restore(const std::string& dir) {
   check(state.value("total_steps", int64_t{-1}) == total_steps_, state_file, ": checkpoint planned ",
         state.value("total_steps", int64_t{-1}), " steps, this run ", total_steps_,
         " (resume with the same configuration)");
+  // Onto this rank's device: a checkpoint written by rank 0 on cuda:0 is read by rank 1 onto cuda:1.
+  const torch::Device device = params_.front().device();
   try {
-    torch::load(*optimizer_, join_path(dir, "optimizer.pt"));
+    torch::load(*optimizer_, join_path(dir, "optimizer.pt"), device);
     if (extra_) {
       check(path_exists(join_path(dir, "extra.pt")), dir, ": the checkpoint has no extra.pt (the projections of ",
             "intermediate distillation); resume with the configuration that wrote it");
       torch::serialize::InputArchive archive;
-      archive.load_from(join_path(dir, "extra.pt"));
+      archive.load_from(join_path(dir, "extra.pt"), device);
       extra_->load(archive);
     }
     torch::Tensor rng;

@@ -11,6 +11,9 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include "retort/distributed.h"
 #include "retort/error.h"
 
@@ -169,6 +172,63 @@ TEST(GradientReducer, Fp16OrBf16OnTheWireAverageAtTheirRounding) {
   }
 }
 
+TEST(GradientReducer, BucketsFollowTheGradientsAfterTheFirstBackward) {
+  // A parameter registered last but never used (a pooler in masked-LM distillation, an unused projection)
+  // sits in the first bucket, and buckets start in order: the first backward overlaps nothing. The
+  // buckets are then rebuilt in the order the gradients came, and the second backward overlaps all but
+  // the bucket that waits for the unused parameter.
+  struct Tail : torch::nn::Module {
+    std::vector<torch::nn::Linear> layers;
+    torch::nn::Linear pool{nullptr};  // registered last (parameters() lists it last), never used
+    Tail() {
+      std::lock_guard<std::mutex> lock(rng_mutex);
+      torch::manual_seed(5);
+      for (int i = 0; i < 4; ++i) layers.push_back(register_module("l" + std::to_string(i), torch::nn::Linear(16, 16)));
+      pool = register_module("pool", torch::nn::Linear(4, 4));
+    }
+    torch::Tensor loss(const torch::Tensor& x) {
+      torch::Tensor h = x;
+      for (auto& l : layers) h = torch::tanh(l(h));
+      return h.pow(2).mean();
+    }
+  };
+  RankResult out[2];
+  std::vector<int64_t> started[2];
+  two_ranks(29557, [&](DataParallel& dp, int r, RankResult& res) {
+    Tail net;
+    std::shared_ptr<DataParallel> shared(&dp, [](DataParallel*) {});
+    GradientReducer reducer(shared, net.parameters(), 1024, 1024);
+    for (int step = 0; step < 2; ++step) {
+      for (auto& p : net.parameters()) p.mutable_grad() = torch::Tensor();
+      reducer.arm();
+      net.loss(input(r, step)).backward();
+      reducer.finish();
+      started[r].push_back(reducer.started_in_backward());
+      res.buckets = reducer.bucket_count();
+    }
+    for (const auto& p : net.parameters()) res.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+  }, out);
+  ASSERT_EQ(out[0].error, "");
+  ASSERT_EQ(out[1].error, "");
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(started[r][0], 0) << "rank " << r << ": the unused parameter holds back every bucket";
+    EXPECT_EQ(started[r][1], out[r].buckets - 1) << "rank " << r << ": after the rebuild, only its own";
+    const size_t n = out[r].grads.size();
+    EXPECT_FALSE(out[r].grads[n - 1].defined() || out[r].grads[n - 2].defined()) << "the unused layer has no gradient";
+  }
+  // The second step's gradients are still the mean of the ranks' own.
+  std::vector<torch::Tensor> own[2];
+  for (int r = 0; r < 2; ++r) {
+    Tail net;
+    net.loss(input(r, 1)).backward();
+    for (const auto& p : net.parameters()) own[r].push_back(p.grad());
+  }
+  for (size_t k = 0; k + 2 < own[0].size(); ++k) {
+    EXPECT_LT((out[0].grads[k] - (own[0][k] + own[1][k]) / 2).abs().max().item<double>(), 1e-7) << k;
+    EXPECT_TRUE(out[0].grads[k].equal(out[1].grads[k])) << k;
+  }
+}
+
 TEST(GradientReducer, HooksGoAwayWithTheReducer) {
   // A reducer destroyed before a backward must leave no hook behind (progressive MobileBERT stages build
   // a new trainer, and reducer, per stage). The loss's graph, built while the reducer was armed, keeps
@@ -184,11 +244,16 @@ TEST(GradientReducer, HooksGoAwayWithTheReducer) {
       reducer.arm();
       loss = net.loss(input(r, 0), r == 1);
     }
+    for (const auto& p : net.parameters()) {  // the graph keeps the accumulators: no hook may be left on them
+      const auto acc = torch::autograd::impl::try_get_grad_accumulator(p);
+      if (acc) res.buckets += static_cast<int64_t>(acc->post_hooks().size());
+    }
     loss.backward();
     for (const auto& p : net.parameters()) res.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
   }, out);
   for (int r = 0; r < 2; ++r) {
     ASSERT_EQ(out[r].error, "");
+    EXPECT_EQ(out[r].buckets, 0) << "hooks left behind on rank " << r;
     const auto own = local_grads(r, 1);
     for (size_t k = 2; k < own.size(); ++k) EXPECT_TRUE(out[r].grads[k].equal(own[k])) << "rank " << r << " " << k;
   }
@@ -205,6 +270,9 @@ TEST(DataParallelDevice, EachRankTakesTheGpuOfItsLocalRank) {
   EXPECT_EQ(rank_device(torch::Device("cpu"), env), torch::Device(torch::kCPU));
   DistEnv one;  // not distributed: "cuda" stays the current GPU
   EXPECT_EQ(rank_device(torch::Device("cuda"), one), torch::Device(torch::kCUDA));
+  env.local_world_size = 2;  // two processes on this machine cannot share one explicit GPU
+  EXPECT_THROW(rank_device(torch::Device("cuda:0"), env), Error);
+  EXPECT_EQ(rank_device(torch::Device("cuda:1"), env), torch::Device(torch::kCUDA, 1));
 }
 
 TEST(DataParallelDevice, NoProcessGroupInOneProcessAndAClearErrorWithoutTheBackend) {

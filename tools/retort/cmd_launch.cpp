@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +16,19 @@
 #include "retort/error.h"
 
 namespace retort::cli {
+
+namespace {
+
+// The ranks' process groups, for the signal handler: Ctrl-C or SIGTERM to launch reaches every rank
+// (each rank leads its own group, so that stopping it also stops what it started).
+pid_t g_ranks[1024];
+volatile sig_atomic_t g_rank_count = 0;
+
+extern "C" void forward_signal(int sig) {
+  for (sig_atomic_t i = 0; i < g_rank_count; ++i) ::kill(-g_ranks[i], sig);
+}
+
+}  // namespace
 
 void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
   struct Args {
@@ -41,12 +55,23 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
       (void)g;
       check(a->nproc >= 1 && a->nnodes >= 1 && a->node_rank >= 0 && a->node_rank < a->nnodes,
             "launch: --nproc and --nnodes must be positive and --node-rank in [0, --nnodes)");
+      check(a->nproc <= 1024, "launch: at most 1024 processes per machine");
+      check(a->grace_seconds >= 0 && a->grace_seconds <= 86400, "launch: --grace-seconds must be in [0, 86400]");
       const int world = a->nproc * a->nnodes;
+      struct sigaction forward {};
+      forward.sa_handler = forward_signal;
+      forward.sa_flags = SA_RESTART;  // waitpid goes on waiting
+      sigemptyset(&forward.sa_mask);
+      ::sigaction(SIGINT, &forward, nullptr);
+      ::sigaction(SIGTERM, &forward, nullptr);
       std::vector<pid_t> pids;
       for (int local = 0; local < a->nproc; ++local) {
         const pid_t pid = ::fork();
         check(pid >= 0, "launch: fork failed");
         if (pid == 0) {
+          ::setpgid(0, 0);
+          ::signal(SIGINT, SIG_DFL);
+          ::signal(SIGTERM, SIG_DFL);
           const int rank = a->node_rank * a->nproc + local;
           ::setenv("RANK", std::to_string(rank).c_str(), 1);
           ::setenv("LOCAL_RANK", std::to_string(local).c_str(), 1);
@@ -65,7 +90,10 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
           std::fprintf(stderr, "retort: error: launch: cannot run %s\n", argv[0]);
           ::_exit(127);
         }
+        ::setpgid(pid, pid);  // also here: whichever of parent and child runs first
         pids.push_back(pid);
+        g_ranks[g_rank_count] = pid;
+        g_rank_count = g_rank_count + 1;
       }
       int failed_rank = -1, failed_status = 0, running = static_cast<int>(pids.size());
       std::vector<bool> exited(pids.size(), false);
@@ -74,11 +102,12 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
       while (running > 0) {
         int status = 0;
         const pid_t pid = ::waitpid(-1, &status, failed_rank < 0 ? 0 : WNOHANG);
+        if (pid < 0 && errno == EINTR) continue;
         if (pid < 0) break;
         if (pid == 0) {  // the others are stopping: past the grace period, SIGKILL them
           if (!killed && std::chrono::steady_clock::now() >= kill_at) {
             for (size_t i = 0; i < pids.size(); ++i) {
-              if (!exited[i]) ::kill(pids[i], SIGKILL);
+              if (!exited[i]) ::kill(-pids[i], SIGKILL);
             }
             killed = true;
           }
@@ -94,7 +123,7 @@ void add_launch(CLI::App& app, GlobalOptions& g, Runner& run) {
           failed_rank = a->node_rank * a->nproc + static_cast<int>(index);
           failed_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
           for (size_t i = 0; i < pids.size(); ++i) {
-            if (!exited[i]) ::kill(pids[i], SIGTERM);
+            if (!exited[i]) ::kill(-pids[i], SIGTERM);
           }
           kill_at = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<int64_t>(a->grace_seconds * 1000));
