@@ -14,6 +14,7 @@
 
 #include "retort/checkpoint.h"
 #include "retort/distill_step.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/losses.h"
@@ -410,6 +411,9 @@ json SquadFinetuneResult::to_json() const {
 SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   const FinetuneConfig& b = cfg.base;
   check(!b.out_dir.empty(), "fine-tuning: no output directory");
+  // Not data parallel: N ranks would each train the whole thing and write the same directory.
+  check(!dist_env_from_environment().distributed(), "SQuAD fine-tuning runs in one process (WORLD_SIZE=",
+        dist_env_from_environment().world_size, "): run it without launch");
   const torch::Device device = parse_device(b.train.device);
   const Tokenizer tok = load_model_tokenizer(b.model_dir);
   std::vector<SquadQuestion> train = read_squad(find_squad_file(b.data_dir, cfg.train_file, "train"));
