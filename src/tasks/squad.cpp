@@ -411,10 +411,8 @@ json SquadFinetuneResult::to_json() const {
 SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   const FinetuneConfig& b = cfg.base;
   check(!b.out_dir.empty(), "fine-tuning: no output directory");
-  // Not data parallel: N ranks would each train the whole thing and write the same directory.
-  check(!dist_env_from_environment().distributed(), "SQuAD fine-tuning runs in one process (WORLD_SIZE=",
-        dist_env_from_environment().world_size, "): run it without launch");
-  const torch::Device device = parse_device(b.train.device);
+  const DistEnv dist = dist_env_from_environment();
+  const torch::Device device = rank_device(parse_device(b.train.device), dist);  // data parallel on CUDA: GPU LOCAL_RANK
   const Tokenizer tok = load_model_tokenizer(b.model_dir);
   std::vector<SquadQuestion> train = read_squad(find_squad_file(b.data_dir, cfg.train_file, "train"));
   const std::vector<SquadQuestion> dev = read_squad(find_squad_file(b.data_dir, cfg.dev_file, "dev"));
@@ -434,19 +432,33 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   so.version_2 = so.version_2 || squad_has_unanswerable(train) || squad_has_unanswerable(dev);
   const auto features = make_squad_features(tok, train, so);
   fs::create_directories(b.out_dir);
-  const int64_t micro = (static_cast<int64_t>(features.size()) + b.train.batch_size - 1) / b.train.batch_size;
+  // Data parallel (distributed.h), as the other tasks: every rank draws the same global batches of
+  // batch_size x N features and trains on its own slice; only full global batches are used.
+  const std::shared_ptr<DataParallel> dp = data_parallel_from_environment(device);
+  const int64_t ranks = dist.world_size, global_batch = b.train.batch_size * ranks;
+  const auto n_features = static_cast<int64_t>(features.size());
+  const int64_t micro = ranks > 1 ? n_features / global_batch : (n_features + global_batch - 1) / global_batch;
+  check(micro > 0, "SQuAD fine-tuning: ", n_features, " training features do not fill one batch of ", global_batch,
+        " (", ranks, " ranks x ", b.train.batch_size, ")");
   const int64_t total = b.train.max_steps > 0 ? b.train.max_steps
                                               : std::max<int64_t>(1, micro * b.train.n_epoch / b.train.gradient_accumulation_steps);
   Trainer trainer(model, b.train, total, b.out_dir);
+  if (dp) trainer.set_data_parallel(dp);
   SquadFinetuneResult result;
   result.best_dir = join_path(b.out_dir, "best");
   const double w_task = teacher ? b.alpha_task : 1.0;
   for (int64_t epoch = 1; !trainer.done(); ++epoch) {
     model->train();
-    for (const auto& rows : feature_batches(features, b.train.batch_size, true, b.train.seed + static_cast<uint64_t>(epoch))) {
+    for (const auto& global : feature_batches(features, global_batch, true, b.train.seed + static_cast<uint64_t>(epoch))) {
+      if (ranks > 1 && static_cast<int64_t>(global.size()) < global_batch) continue;
+      const auto first = global.begin() + dist.rank * b.train.batch_size;
+      const std::vector<size_t> rows = ranks == 1 ? global : std::vector<size_t>(first, first + b.train.batch_size);
       const QaBatch pb = pad_features(features, rows, tok.pad_id(), device);
       const QaLogits l = qa_logits(*model, pb.ids, pb.types, pb.mask, b.train.bf16, device);
-      torch::Tensor task = (F::cross_entropy(l.start, pb.start) + F::cross_entropy(l.end, pb.end)) / 2;
+      // Padding never wins, and no gradient reaches it: the loss does not depend on how far a batch is
+      // padded (so N ranks with their own padding take the steps of one process with their rows).
+      const torch::Tensor pad = (1 - pb.mask).to(torch::kFloat) * -1e4;  // (B, T)
+      torch::Tensor task = (F::cross_entropy(l.start + pad, pb.start) + F::cross_entropy(l.end + pad, pb.end)) / 2;
       std::map<std::string, torch::Tensor> terms{{"loss_task", task}};
       torch::Tensor loss = w_task * task;
       if (teacher) {
@@ -455,7 +467,6 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
           torch::NoGradGuard no_grad;
           t = qa_logits(*teacher, pb.ids, pb.types, pb.mask, b.train.bf16, device);
         }
-        const torch::Tensor pad = (1 - pb.mask).to(torch::kFloat) * -1e4;  // (B, T): padding never wins
         torch::Tensor ce = (soft_target_loss(l.start + pad, t.start + pad, b.temperature) +
                             soft_target_loss(l.end + pad, t.end + pad, b.temperature)) / 2;
         terms["loss_ce"] = ce;
@@ -463,6 +474,10 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
       }
       trainer.accumulate(loss, terms, pb.mask.sum().item<int64_t>());
       if (trainer.done() || trainer.stop_requested()) break;
+    }
+    if (!trainer.is_main()) {  // rank 0 alone evaluates and saves
+      if (trainer.stop_requested()) break;
+      continue;
     }
     const SquadEval e = evaluate_squad(*model, tok, dev, so);
     result.epochs.push_back({{"epoch", epoch}, {"step", trainer.step()}, {"eval", e.to_json()}});

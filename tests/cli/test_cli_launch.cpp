@@ -13,6 +13,7 @@
 #include "retort/checkpoint.h"
 #include "retort/distributed.h"
 #include "retort/safetensors.h"
+#include "retort/squad.h"
 #include "retort/train.h"
 #include "tiny_model.h"
 
@@ -107,6 +108,58 @@ TEST_F(Launch, TwoProcessesMatchOneWithTheirCombinedBatch) {
   const auto steps_two = std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(root_ / "two/metrics.jsonl")),
                                     std::istreambuf_iterator<char>(), '\n');
   EXPECT_EQ(steps_one, steps_two);
+}
+
+// SQuAD fine-tuning, data parallel: 2 processes x 4 features per batch take the steps of 1 x 8.
+TEST_F(Launch, SquadTwoProcessesMatchOneWithTheirCombinedBatch) {
+  fs::create_directories(root_ / "squad");
+  fs::copy_file(test::shared_path("data/squad/train-v1.1-excerpt.json"), root_ / "squad/train-v1.1-excerpt.json");
+  fs::copy_file(test::shared_path("data/squad/dev-v1.1-excerpt.json"), root_ / "squad/dev-v1.1-excerpt.json");
+  // As many questions as make a whole number of 8-feature batches: one process would otherwise also
+  // train on the last partial batch, which data parallel drops.
+  SquadOptions so;
+  so.max_seq_length = 64;
+  so.doc_stride = 32;
+  so.max_query_length = 24;
+  const auto questions = read_squad((root_ / "squad/train-v1.1-excerpt.json").string());
+  size_t n = 16;
+  while (n < questions.size() &&
+         make_squad_features(test::bert_vocab(), {questions.begin(), questions.begin() + n}, so).size() % 8 != 0) {
+    ++n;
+  }
+  ASSERT_LT(n, questions.size());
+  // Parameters that shift every position's span logit alike (the span bias, the last LayerNorm's bias)
+  // get a zero gradient from the softmax losses: only rounding noise, which Adam's normalisation with a
+  // 1e-6 epsilon turns into steps of about the learning rate, different for any summation order. A
+  // larger epsilon leaves them still.
+  {
+    std::ofstream cfg(root_ / "squad.json");
+    cfg << R"({"adam_epsilon": 1e-3})";
+  }
+  auto squad = [&](const std::string& out, int batch) {
+    return "finetune --task squad --model " + q((root_ / "model").string()) + " --data " + q((root_ / "squad").string()) +
+           " --out " + q((root_ / out).string()) + " --batch-size " + std::to_string(batch) +
+           " --n-epoch 1 --learning-rate 3e-2 --max-seq-length 64 --doc-stride 32 --max-query-length 24 "
+           "--max-train-examples " + std::to_string(n) + " --max-eval-examples 8 --max-steps 6 --threads 1 --config " +
+           q((root_ / "squad.json").string());
+  };
+  const Result one = run_cli(squad("squad-one", 8));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const Result two = run_cli("launch --nproc 2 --master-port 29539 -- " + std::string(RETORT_CLI_PATH) + " " +
+                             squad("squad-two", 4));
+  ASSERT_EQ(two.code, 0) << two.err;
+  SafetensorsFile a((root_ / "squad-one/best/model.safetensors").string()),
+      b((root_ / "squad-two/best/model.safetensors").string()), start((root_ / "model/model.safetensors").string());
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& name : a.names()) {
+    const double d = (a.tensor(name) - b.tensor(name)).abs().max().item<double>();
+    if (d > worst) worst = d, worst_name = name;
+  }
+  EXPECT_LT(worst, 1e-5) << "2 x 4 and 1 x 8 must take the same steps (" << worst_name << ")";
+  const std::string q0 = "bert.encoder.layer.0.attention.self.query.weight";
+  EXPECT_GT((a.tensor(q0) - start.tensor(q0)).abs().max().item<double>(), 1e-4) << "training changed the weights";
+  EXPECT_TRUE(fs::exists(root_ / "squad-two/predictions.json"));
 }
 
 // Data-parallel distillation stopped at step 3 and resumed (same world size) ends with the weights of an
