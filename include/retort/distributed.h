@@ -1,6 +1,7 @@
 // Data-parallel training across processes on PyTorch's own c10d: a TCPStore rendezvous and
-// ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, when the libtorch has it). Processes are started as torchrun starts them: each reads RANK, WORLD_SIZE,
-// LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (`retort launch --nproc N` sets them).
+// ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, when the libtorch has it). Processes are started as
+// torchrun starts them: each reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and
+// MASTER_PORT (`retort launch --nproc N` sets them).
 // Every rank starts from rank 0's weights, computes gradients on its own share of each global batch,
 // and the gradients are averaged (all-reduced in buckets, started during backward as each bucket's
 // gradients are complete: GradientReducer) before clipping and the optimizer step, so N processes with
@@ -40,6 +41,13 @@ bool data_parallel_available(torch::DeviceType type = torch::kCPU);
 // without an index gives each process the GPU numbered by its LOCAL_RANK (as with torchrun: one
 // process per GPU).
 torch::Device rank_device(const torch::Device& requested, const DistEnv& env);
+
+// Fine-tuning's data parallelism: every rank draws the same global batches of N·b rows. This rank's
+// share of one: rows r·b … (r+1)·b − 1; empty for a short (last) global batch, which data parallel skips
+// so that every rank takes every step. One process: the whole batch, short or not.
+std::vector<size_t> rank_rows(const std::vector<size_t>& global, const DistEnv& env, int64_t batch);
+// Global batches of N·b rows that n rows give per epoch: full ones only when data parallel.
+int64_t global_batches(int64_t n, int64_t batch, const DistEnv& env);
 
 class DataParallel {
  public:

@@ -377,8 +377,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
   fs::create_directories(cfg.out_dir);
   if (!dp || dp->is_main()) write_file_atomic(join_path(cfg.out_dir, "config.json"), cfg.to_json().dump(2) + "\n");
   const TaskFeatures f = make_features(tok, train, cfg.features, spec.is_pair());
-  const int64_t micro_per_epoch = ranks > 1 ? static_cast<int64_t>(f.size()) / global_batch
-                                            : (static_cast<int64_t>(f.size()) + global_batch - 1) / global_batch;
+  const int64_t micro_per_epoch = global_batches(static_cast<int64_t>(f.size()), cfg.train.batch_size, dist);
   check(micro_per_epoch > 0, "fine-tuning: ", f.size(), " training examples do not fill one batch of ", global_batch,
         " (", ranks, " ranks x ", cfg.train.batch_size, ")");
   const int64_t total = cfg.train.max_steps > 0
@@ -406,9 +405,8 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg) {
     double loss_sum = 0;
     int64_t n_micro = 0;
     for (const auto& global : length_grouped_batches(f, global_batch, true, cfg.train.seed + static_cast<uint64_t>(epoch))) {
-      if (ranks > 1 && static_cast<int64_t>(global.size()) < global_batch) continue;
-      const auto first = global.begin() + dist.rank * cfg.train.batch_size;
-      const std::vector<size_t> rows = ranks == 1 ? global : std::vector<size_t>(first, first + cfg.train.batch_size);
+      const std::vector<size_t> rows = rank_rows(global, dist, cfg.train.batch_size);
+      if (rows.empty()) continue;
       const TaskBatch b = make_task_batch(f, train, rows, spec.kind, tok.pad_id(), true, device);
       const ModelOutput so = task_forward(*model, b, cfg.train.bf16, device, fo);
       const torch::Tensor& logits = so.logits;  // (B, C)

@@ -437,7 +437,7 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   const std::shared_ptr<DataParallel> dp = data_parallel_from_environment(device);
   const int64_t ranks = dist.world_size, global_batch = b.train.batch_size * ranks;
   const auto n_features = static_cast<int64_t>(features.size());
-  const int64_t micro = ranks > 1 ? n_features / global_batch : (n_features + global_batch - 1) / global_batch;
+  const int64_t micro = global_batches(n_features, b.train.batch_size, dist);
   check(micro > 0, "SQuAD fine-tuning: ", n_features, " training features do not fill one batch of ", global_batch,
         " (", ranks, " ranks x ", b.train.batch_size, ")");
   const int64_t total = b.train.max_steps > 0 ? b.train.max_steps
@@ -450,9 +450,8 @@ SquadFinetuneResult run_squad_finetune(const SquadFinetuneConfig& cfg) {
   for (int64_t epoch = 1; !trainer.done(); ++epoch) {
     model->train();
     for (const auto& global : feature_batches(features, global_batch, true, b.train.seed + static_cast<uint64_t>(epoch))) {
-      if (ranks > 1 && static_cast<int64_t>(global.size()) < global_batch) continue;
-      const auto first = global.begin() + dist.rank * b.train.batch_size;
-      const std::vector<size_t> rows = ranks == 1 ? global : std::vector<size_t>(first, first + b.train.batch_size);
+      const std::vector<size_t> rows = rank_rows(global, dist, b.train.batch_size);
+      if (rows.empty()) continue;
       const QaBatch pb = pad_features(features, rows, tok.pad_id(), device);
       const QaLogits l = qa_logits(*model, pb.ids, pb.types, pb.mask, b.train.bf16, device);
       // Padding never wins, and no gradient reaches it: the loss does not depend on how far a batch is

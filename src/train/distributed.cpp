@@ -85,6 +85,18 @@ torch::Device rank_device(const torch::Device& requested, const DistEnv& env) {
   return torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(env.local_rank));
 }
 
+std::vector<size_t> rank_rows(const std::vector<size_t>& global, const DistEnv& env, int64_t batch) {
+  if (!env.distributed()) return global;
+  if (static_cast<int64_t>(global.size()) < batch * env.world_size) return {};
+  const auto first = global.begin() + env.rank * batch;
+  return std::vector<size_t>(first, first + batch);
+}
+
+int64_t global_batches(int64_t n, int64_t batch, const DistEnv& env) {
+  const int64_t global = batch * env.world_size;
+  return env.distributed() ? n / global : (n + global - 1) / global;
+}
+
 std::shared_ptr<DataParallel> data_parallel_from_environment(const torch::Device& device) {
   const DistEnv env = dist_env_from_environment();
   if (!env.distributed()) return nullptr;
@@ -139,7 +151,6 @@ using Collectives = c10d::ProcessGroup;
 struct DataParallel::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Collectives> pg;
-  torch::Device device{torch::kCPU};  // where collective tensors must live (NCCL: the rank's GPU)
 
   void run(const std::string& what, c10::intrusive_ptr<c10d::Work> work, int rank) {
     try {
@@ -156,7 +167,6 @@ struct DataParallel::Impl {
 DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout, torch::Device device)
     : env_(env), device_(device), impl_(std::make_unique<Impl>()) {
   check_backend(device);
-  impl_->device = device;
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env.master_port);
   so.isServer = env.rank == 0;
@@ -207,7 +217,7 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) {
 
 std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   if (values.empty()) return values;
-  std::vector<at::Tensor> t{torch::tensor(values, torch::kDouble).to(impl_->device)};
+  std::vector<at::Tensor> t{torch::tensor(values, torch::kDouble).to(device_)};
   impl_->run("metrics all-reduce", impl_->pg->allreduce(t), env_.rank);
   const torch::Tensor sums = t[0].cpu();
   return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
@@ -232,7 +242,7 @@ std::vector<std::string> DataParallel::gather_strings(const std::string& mine) {
 }
 
 void DataParallel::barrier() {
-  std::vector<at::Tensor> t{torch::zeros({1}, torch::TensorOptions().device(impl_->device))};
+  std::vector<at::Tensor> t{torch::zeros({1}, torch::TensorOptions().device(device_))};
   impl_->run("barrier", impl_->pg->allreduce(t), env_.rank);
 }
 
@@ -399,7 +409,7 @@ void GradientReducer::finish() {
   const size_t n = s.params.size();
   std::vector<float> here(n);
   for (size_t k = 0; k < n; ++k) here[k] = s.params[k].grad().defined() ? 1.0f : 0.0f;
-  std::vector<at::Tensor> used{torch::tensor(here).to(dp.device)};  // (n) ranks where the gradient is defined
+  std::vector<at::Tensor> used{torch::tensor(here).to(s.dp->device())};  // (n) ranks where the gradient is defined
   auto used_work = dp.pg->allreduce(used);
   for (auto& b : s.buckets) dp.run("gradient all-reduce", b.work, rank);
   dp.run("gradient all-reduce", used_work, rank);
@@ -434,11 +444,9 @@ void GradientReducer::finish() {
     for (size_t k = n; k-- > 0;) {
       if (!arrived[k]) order.push_back(static_cast<int64_t>(k));
     }
-    std::vector<at::Tensor> sent{torch::tensor(order, torch::kLong).to(dp.device)};  // (n) param indices
-    c10d::BroadcastOptions o;
-    o.rootRank = 0;
-    dp.run("bucket order broadcast", dp.pg->broadcast(sent, o), rank);
-    const torch::Tensor got = sent[0].cpu();
+    const torch::Tensor sent = torch::tensor(order, torch::kLong).to(s.dp->device());  // (n) param indices
+    s.dp->broadcast({sent});
+    const torch::Tensor got = sent.cpu();
     const int64_t* at = got.data_ptr<int64_t>();
     std::vector<size_t> rank0_order(n);
     for (size_t i = 0; i < n; ++i) rank0_order[i] = static_cast<size_t>(at[i]);

@@ -275,6 +275,19 @@ TEST(DataParallelDevice, EachRankTakesTheGpuOfItsLocalRank) {
   EXPECT_EQ(rank_device(torch::Device("cuda:1"), env), torch::Device(torch::kCUDA, 1));
 }
 
+TEST(DataParallelRows, EachRankTakesItsSliceAndShortGlobalBatchesAreSkipped) {
+  DistEnv two;
+  two.world_size = 2;
+  two.rank = 1;
+  const std::vector<size_t> global = {7, 3, 9, 1, 4, 8};
+  EXPECT_EQ(rank_rows(global, two, 3), (std::vector<size_t>{1, 4, 8}));
+  EXPECT_TRUE(rank_rows({7, 3, 9, 1, 4}, two, 3).empty());  // short: no rank takes it
+  EXPECT_EQ(global_batches(13, 3, two), 2);
+  DistEnv one;
+  EXPECT_EQ(rank_rows({7, 3}, one, 3), (std::vector<size_t>{7, 3}));  // one process keeps the short batch
+  EXPECT_EQ(global_batches(13, 3, one), 5);
+}
+
 TEST(DataParallelDevice, NoProcessGroupInOneProcessAndAClearErrorWithoutTheBackend) {
   ASSERT_EQ(std::getenv("WORLD_SIZE"), nullptr);
   EXPECT_EQ(data_parallel_from_environment(torch::kCPU), nullptr);

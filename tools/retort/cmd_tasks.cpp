@@ -28,8 +28,8 @@ struct FinetuneFlags {
   std::map<std::string, int64_t> integers;
   nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
   std::string truncation;
-  bool bf16 = false, no_overlap = false;
-  std::string allreduce_dtype;
+  nlohmann::json parallel = nlohmann::json::object();      // --allreduce-*
+  bool bf16 = false;
   CLI::Option* bf16_opt = nullptr;
 };
 
@@ -46,7 +46,7 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
   }
   for (const char* name : {"batch_size", "gradient_accumulation_steps", "max_steps", "n_epoch", "log_interval", "seed",
                            "max_seq_length", "max_train_examples", "max_eval_examples", "eval_batch_size",
-                           "head_tokens", "doc_stride", "max_query_length", "max_answer_length", "allreduce_bucket_mb"}) {
+                           "head_tokens", "doc_stride", "max_query_length", "max_answer_length"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<int64_t>(flag, [&f, name](int64_t v) { f.integers[name] = v; }, std::string("Override ") + name);
@@ -57,10 +57,7 @@ void add_finetune_flags(CLI::App* cmd, FinetuneFlags& f) {
       "--prediction-loss", [&f](const std::string& v) { f.intermediate["prediction_loss"] = v; },
       "Distillation loss on the logits: kl (KL * T^2, DistilBERT) or soft_ce (TinyBERT)");
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for training and evaluation");
-  cmd->add_flag("--no-allreduce-overlap", f.no_overlap,
-                "Data parallel: all-reduce the gradients after backward instead of during it");
-  cmd->add_option("--allreduce-dtype", f.allreduce_dtype,
-                  "Data parallel: gradients travel as fp32 (exact), bf16 or fp16 (half the bytes)");
+  add_data_parallel_flags(cmd, f.parallel);
 }
 
 nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
@@ -68,10 +65,9 @@ nlohmann::json flags_json(const FinetuneFlags& f, const GlobalOptions& g) {
   for (const auto& [k, v] : f.numbers) j[k] = v;
   for (const auto& [k, v] : f.integers) j[k] = v;
   j.update(f.intermediate);
+  j.update(f.parallel);
   if (!f.truncation.empty()) j["truncation"] = f.truncation;
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
-  if (f.no_overlap) j["allreduce_overlap"] = false;
-  if (!f.allreduce_dtype.empty()) j["allreduce_dtype"] = f.allreduce_dtype;
   j["device"] = g.device;
   j["data"] = f.data;
   j["out"] = f.out;

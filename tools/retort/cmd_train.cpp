@@ -24,8 +24,8 @@ struct TrainFlags {
   std::map<std::string, double> numbers;
   std::map<std::string, int64_t> integers;
   nlohmann::json intermediate = nlohmann::json::object();  // --alpha-att ... --projection
-  bool bf16 = false, teacher_bf16 = false, resume = false, no_overlap = false;
-  std::string allreduce_dtype;
+  nlohmann::json parallel = nlohmann::json::object();      // --allreduce-*
+  bool bf16 = false, teacher_bf16 = false, resume = false;
   int64_t stop_at_step = 0;
   CLI::Option* bf16_opt = nullptr;
   CLI::Option* teacher_bf16_opt = nullptr;
@@ -43,18 +43,14 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
     cmd->add_option_function<double>(flag, [&f, name](double v) { f.numbers[name] = v; }, std::string("Override ") + name);
   }
   for (const char* name : {"batch_size", "gradient_accumulation_steps", "max_steps", "n_epoch", "log_interval",
-                           "checkpoint_interval", "seed", "max_tokens", "progressive_steps_per_layer",
-                           "allreduce_bucket_mb"}) {
+                           "checkpoint_interval", "seed", "max_tokens", "progressive_steps_per_layer"}) {
     std::string flag = std::string("--") + name;
     std::replace(flag.begin() + 2, flag.end(), '_', '-');
     cmd->add_option_function<int64_t>(flag, [&f, name](int64_t v) { f.integers[name] = v; }, std::string("Override ") + name);
   }
   add_intermediate_flags(cmd, f.intermediate);
   f.bf16_opt = cmd->add_flag("--bf16", f.bf16, "bf16 autocast for the student");
-  cmd->add_flag("--no-allreduce-overlap", f.no_overlap,
-                "Data parallel: all-reduce the gradients after backward instead of during it");
-  cmd->add_option("--allreduce-dtype", f.allreduce_dtype,
-                  "Data parallel: gradients travel as fp32 (exact), bf16 or fp16 (half the bytes)");
+  add_data_parallel_flags(cmd, f.parallel);
   cmd->add_flag("--resume", f.resume, "Continue from the run directory's latest checkpoint");
   cmd->add_option("--stop-at-step", f.stop_at_step, "Save a checkpoint and stop after this step (resume later)");
 }
@@ -64,10 +60,9 @@ DistillConfig resolve_config(const TrainFlags& f, const GlobalOptions& g) {
   for (const auto& [k, v] : f.numbers) j[k] = v;
   for (const auto& [k, v] : f.integers) j[k] = v;
   j.update(f.intermediate);
+  j.update(f.parallel);
   if (f.bf16_opt && f.bf16_opt->count()) j["bf16"] = f.bf16;
   if (f.teacher_bf16_opt && f.teacher_bf16_opt->count()) j["teacher_bf16"] = f.teacher_bf16;
-  if (f.no_overlap) j["allreduce_overlap"] = false;
-  if (!f.allreduce_dtype.empty()) j["allreduce_dtype"] = f.allreduce_dtype;
   j["device"] = g.device;
   return DistillConfig::from_json(j);
 }

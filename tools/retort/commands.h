@@ -46,6 +46,10 @@ nlohmann::json read_config_file(const std::string& path);
 // per_layer, none), written into `out` under the config's field names.
 void add_intermediate_flags(CLI::App* cmd, nlohmann::json& out);
 
+// Data-parallel settings (--allreduce-bucket-mb, --no-allreduce-overlap, --allreduce-dtype), written into
+// `out` under the training config's field names.
+void add_data_parallel_flags(CLI::App* cmd, nlohmann::json& out);
+
 // Applies --threads (and prints nothing); call at the start of every runner.
 void apply_globals(const GlobalOptions& g);
 

@@ -23,6 +23,18 @@ nlohmann::json read_config_file(const std::string& path) {
   }
 }
 
+void add_data_parallel_flags(CLI::App* cmd, nlohmann::json& out) {
+  cmd->add_option_function<int64_t>(
+      "--allreduce-bucket-mb", [&out](int64_t v) { out["allreduce_bucket_mb"] = v; },
+      "Data parallel: gradient all-reduce bucket size in MB (default 25)");
+  cmd->add_flag_function(
+      "--no-allreduce-overlap", [&out](int64_t) { out["allreduce_overlap"] = false; },
+      "Data parallel: all-reduce the gradients after backward instead of during it");
+  cmd->add_option_function<std::string>(
+      "--allreduce-dtype", [&out](const std::string& v) { out["allreduce_dtype"] = v; },
+      "Data parallel: gradients travel as fp32 (exact), bf16 or fp16 (half the bytes)");
+}
+
 void add_intermediate_flags(CLI::App* cmd, nlohmann::json& out) {
   cmd->add_option_function<std::string>(
       "--layer-map",
